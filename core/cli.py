@@ -1,0 +1,134 @@
+"""``python -m core``: the same functions the pages use, from a terminal (DESIGN.md §7).
+
+Progress goes to stderr; ``train``'s last stdout line is one JSON object. User errors exit 2
+with one ``error: …`` line and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from core.errors import TrainboardError
+from core.events import EpochEnded, Event, Message, RunFinished, RunStarted, StepEnded
+from core.models import REGISTRY
+from core.planner import Overrides
+from core.runs import DEFAULT_RUNS_DIR
+
+
+class PrintSink:
+    """Prints events as short progress lines (the CLI's callback)."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+
+    def __call__(self, event: Event) -> None:
+        line = self.format(event)
+        if line:
+            print(line, file=self.stream, flush=True)
+
+    @staticmethod
+    def format(event: Event) -> str | None:
+        if isinstance(event, RunStarted):
+            reasons = "\n".join(f"  - {r}" for r in event.plan.reasons)
+            return (f"training {event.plan.model} on {event.device.badge}: {event.n_train} training rows, "
+                    f"{event.n_valid} validation rows\n{reasons}")
+        if isinstance(event, EpochEnded):
+            of = f"/{event.max_epochs}" if event.max_epochs else ""
+            extra = "".join(f" {k} {v:.4f}" for k, v in event.metrics.items())
+            return (f"epoch {event.epoch}{of}: train loss {event.train_loss:.4f}, "
+                    f"valid loss {event.valid_loss:.4f}{extra} ({event.seconds:.1f} s)")
+        if isinstance(event, Message):
+            return f"{event.level}: {event.text}"
+        if isinstance(event, RunFinished) and event.run:
+            return f"saved {event.run}" + (" (stopped by you)" if event.cancelled else "")
+        if isinstance(event, StepEnded):
+            return None
+        return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Trainboard from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a model on a table file, an image folder or a zip")
+    train.add_argument("path")
+    train.add_argument("--target", help="column to predict (default: a column named target/label/class/y/"
+                                        "outcome, else the last column)")
+    train.add_argument("--model", default="auto", choices=["auto", *REGISTRY])
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR))
+    train.add_argument("--max-epochs", type=int, help="most epochs (neural nets), boosting rounds or trees")
+    train.add_argument("--time-budget", type=float, help="seconds; training stops there and keeps the best")
+    train.add_argument("--valid-fraction", type=float, help="share of rows held out for validation")
+
+    predict = sub.add_parser("predict", help="apply a saved run to new data")
+    predict.add_argument("run_dir")
+    predict.add_argument("path")
+    predict.add_argument("--out", default="predictions.csv")
+
+    show = sub.add_parser("show", help="print a saved run's manifest summary")
+    show.add_argument("run_dir")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.pipeline import JobSpec, run_job
+    from core.runs import load_manifest
+
+    if not Path(args.path).exists():
+        raise TrainboardError(f"There is no file or folder '{args.path}'. Check the path.")
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise TrainboardError("--max-epochs must be at least 1.")
+    overrides = Overrides(model=args.model, seed=args.seed, max_epochs=args.max_epochs,
+                          time_budget=args.time_budget, valid_fraction=args.valid_fraction)
+    spec = JobSpec(source=args.path, name=Path(args.path).name, target=args.target, overrides=overrides,
+                   runs_dir=args.runs_dir)
+    run_dir = run_job(spec, PrintSink())
+    manifest = load_manifest(run_dir)
+    print(json.dumps({"run_dir": str(run_dir), "task": manifest["task"], "model": manifest["model"]["key"],
+                      "metrics": manifest["metrics"]}))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.predict import predict_file
+
+    out = predict_file(args.run_dir, args.path)
+    out_path = Path(args.out)
+    if out_path.suffix.lower() == ".parquet":
+        out.to_parquet(out_path, index=False)
+    else:
+        out.to_csv(out_path, index=False)
+    print(json.dumps({"out": str(out_path), "rows": len(out)}))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from core.runs import load_manifest, resolve_run
+
+    manifest = load_manifest(resolve_run(args.run_dir))
+    summary = {k: manifest[k] for k in ("run_id", "created", "task", "metrics", "baseline", "timings",
+                                        "stopped_early", "cancelled")}
+    summary["model"] = {k: manifest["model"][k] for k in ("key", "name", "params")}
+    summary["data"] = {k: v for k, v in manifest["data"].items() if k != "columns"}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "show": cmd_show}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TrainboardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

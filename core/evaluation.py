@@ -1,0 +1,372 @@
+"""Honest evaluation on the validation split: metrics, baselines, curves, importances, errors.
+
+Compute once, draw separately (as scikit-learn's ``*Display`` classes do): everything here
+returns plain result objects; ``core.plots`` turns them into figures and never recomputes a
+metric. ``report_from_run`` rebuilds the whole Evaluate page's content from a saved run folder,
+without the model and without retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.inspection import permutation_importance
+
+from core.types import Task
+
+#: The headline metric per task (higher is better for all three).
+MAIN_METRIC: dict[str, str] = {"binary": "roc_auc", "multiclass": "macro_f1", "regression": "r2"}
+METRIC_NAMES: dict[str, str] = {
+    "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro F1",
+    "roc_auc": "ROC AUC", "average_precision": "Average precision", "log_loss": "Log loss",
+    "r2": "R²", "mae": "Mean absolute error", "rmse": "Root mean squared error",
+}
+LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse"})
+#: Permutation importance runs on at most this many validation rows (it costs n_columns × repeats
+#: predictions; ~4-5 s for 10k rows × 19 columns here, so a capped sample keeps it to about a second).
+IMPORTANCE_ROWS = 2000
+IMPORTANCE_REPEATS = 5
+PROBA_PREFIX = "proba: "
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """One PR or ROC curve: ``x``/``y`` are recall/precision (PR) or FPR/TPR (ROC)."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    area: float  # average precision (PR) or AUC (ROC)
+    prevalence: float  # the positive share: a no-skill classifier's precision
+
+
+@dataclass(frozen=True, eq=False)
+class Confusion:
+    labels: tuple[str, ...]
+    matrix: np.ndarray  # counts; rows = true class, columns = predicted class
+
+    @property
+    def normalised(self) -> np.ndarray:
+        """Each row divided by its total: the share of each true class predicted as each class."""
+        totals = self.matrix.sum(axis=1, keepdims=True)
+        return np.divide(self.matrix, totals, out=np.zeros_like(self.matrix, dtype=float), where=totals > 0)
+
+
+@dataclass(frozen=True)
+class Importance:
+    feature: str
+    importance: float
+    std: float
+    method: str = "permutation"
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """Everything the Evaluate page shows for one run."""
+
+    task: Task
+    classes: tuple[str, ...]
+    metrics: dict[str, float | None]
+    baseline_metrics: dict[str, float | None]  # the linear sanity baseline (empty when none)
+    dummy_metrics: dict[str, float | None]  # always the most frequent class / the mean
+    baseline_name: str | None
+    confusion: Confusion | None
+    pr_curves: tuple[Curve, ...]
+    roc_curves: tuple[Curve, ...]
+    importances: tuple[Importance, ...]
+    history: tuple[dict[str, Any], ...]
+    predictions: pd.DataFrame  # row, true, predicted (+ proba per class / residual)
+    worst: pd.DataFrame  # validation rows with the largest errors, with their raw feature values
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def main_metric(self) -> str:
+        return MAIN_METRIC[self.task]
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _clean(value: float) -> float | None:
+    """JSON-safe: NaN and infinities become None (a metric that does not apply)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> dict[str, float | None]:
+    """Metrics from true labels and class probabilities (columns in ``classes`` order)."""
+    classes_arr = np.asarray(classes, dtype=object)
+    index = _label_index(y_true, classes)
+    pred_index = proba.argmax(axis=1)
+    out = {
+        "accuracy": skm.accuracy_score(index, pred_index),
+        "balanced_accuracy": skm.balanced_accuracy_score(index, pred_index),
+        "macro_f1": skm.f1_score(index, pred_index, average="macro", labels=np.arange(len(classes)),
+                                 zero_division=0),
+        "log_loss": skm.log_loss(index, np.clip(proba, 1e-15, 1), labels=np.arange(len(classes))),
+    }
+    present = np.unique(index)
+    if len(present) < 2:
+        out["roc_auc"] = out["average_precision"] = float("nan")
+    elif len(classes_arr) == 2:
+        out["roc_auc"] = skm.roc_auc_score(index == 1, proba[:, 1])
+        out["average_precision"] = skm.average_precision_score(index == 1, proba[:, 1])
+    else:
+        onehot = np.eye(len(classes))[index][:, present]
+        sub = proba[:, present]
+        out["roc_auc"] = skm.roc_auc_score(onehot, sub, average="macro")
+        out["average_precision"] = skm.average_precision_score(onehot, sub, average="macro")
+    return {k: _clean(v) for k, v in out.items()}
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    return {
+        "r2": _clean(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else None,
+        "mae": _clean(skm.mean_absolute_error(y_true, y_pred)),
+        "rmse": _clean(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+    }
+
+
+def _label_index(labels, classes: tuple[str, ...]) -> np.ndarray:
+    lookup = {c: i for i, c in enumerate(classes)}
+    return np.array([lookup[str(v)] for v in np.asarray(labels, dtype=object)], dtype=np.int64)
+
+
+def class_probabilities(model: Any, X: Any, classes: tuple[str, ...]) -> np.ndarray:
+    """``model.predict_proba(X)`` with columns in ``classes`` order.
+
+    scikit-learn orders ``classes_`` by sorting (so "10" before "2"); image models number their
+    classes 0..K-1 in ``classes`` order already.
+    """
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    model_classes = np.asarray(getattr(model, "classes_", np.arange(len(classes))))
+    if np.issubdtype(model_classes.dtype, np.integer) and len(model_classes) == len(classes):
+        return proba
+    order = [list(map(str, model_classes)).index(c) for c in classes]
+    return proba[:, order]
+
+
+def baseline_predictions(task: Task, y_train, n_valid: int, classes: tuple[str, ...]) -> np.ndarray:
+    """The no-skill model: class shares of the training split (or its mean) for every row."""
+    if task == "regression":
+        return np.full(n_valid, float(np.mean(np.asarray(y_train, dtype=float))))
+    index = _label_index(y_train, classes) if not np.issubdtype(np.asarray(y_train).dtype, np.integer) \
+        else np.asarray(y_train)
+    shares = np.bincount(index, minlength=len(classes)) / len(index)
+    return np.tile(shares, (n_valid, 1))
+
+
+def metrics_for(task: Task, classes: tuple[str, ...], y_true, prediction: np.ndarray) -> dict[str, float | None]:
+    """Classification: ``prediction`` is class probabilities; regression: predicted values."""
+    if task == "regression":
+        return regression_metrics(y_true, prediction)
+    return classification_metrics(np.asarray(y_true, dtype=object).astype(str), prediction, classes)
+
+
+# ---------------------------------------------------------------- predictions and importances
+
+
+def predictions_frame(task: Task, classes: tuple[str, ...], y_true, prediction: np.ndarray,
+                      rows: np.ndarray) -> pd.DataFrame:
+    """One row per validation example: its row number, the truth, the prediction and the
+    probabilities (classification) or residual (regression). Saved with the run."""
+    frame = pd.DataFrame({"row": np.asarray(rows, dtype=np.int64)})
+    if task == "regression":
+        frame["true"] = np.asarray(y_true, dtype=float)
+        frame["predicted"] = np.asarray(prediction, dtype=float)
+        frame["residual"] = frame["true"] - frame["predicted"]
+        return frame
+    frame["true"] = pd.Series(np.asarray(y_true, dtype=object).astype(str), dtype=object)
+    frame["predicted"] = pd.Series(np.asarray(classes, dtype=object)[prediction.argmax(axis=1)], dtype=object)
+    for i, c in enumerate(classes):
+        frame[PROBA_PREFIX + c] = prediction[:, i]
+    return frame
+
+
+def worst_errors(predictions: pd.DataFrame, task: Task, n: int = 20) -> pd.DataFrame:
+    """The validation rows the model got most wrong: largest |residual|, or lowest probability
+    given to the true class (confidently wrong first)."""
+    if predictions.empty:
+        return predictions
+    frame = predictions.copy()
+    if task == "regression":
+        frame["error"] = frame["residual"].abs()
+    else:
+        proba_true = np.array([frame.at[i, PROBA_PREFIX + t] for i, t in zip(frame.index, frame["true"], strict=True)])
+        frame["confidence"] = frame[[c for c in frame.columns if c.startswith(PROBA_PREFIX)]].max(axis=1)
+        frame["error"] = 1.0 - proba_true
+        frame = frame[frame["true"] != frame["predicted"]]
+    return frame.sort_values("error", ascending=False).head(n)
+
+
+def permutation_importances(model: Any, X: pd.DataFrame, y, task: Task, seed: int = 0,
+                            max_rows: int = IMPORTANCE_ROWS) -> tuple[tuple[Importance, ...], int]:
+    """Importance of each *input column*: how much the score drops when that column's values are
+    shuffled, through the whole pipeline (so one-hot parts never fragment a column).
+
+    Returns the importances (largest first) and the number of rows used.
+    """
+    if len(X) > max_rows:
+        pick = np.random.default_rng(seed).choice(len(X), size=max_rows, replace=False)
+        X, y = X.iloc[np.sort(pick)], np.asarray(y)[np.sort(pick)]
+    if task == "regression":
+        scoring = "r2"
+    else:
+        labels = getattr(model, "classes_", None)
+        scoring = skm.make_scorer(skm.log_loss, response_method="predict_proba", greater_is_better=False,
+                                  labels=labels)
+    result = permutation_importance(model, X, np.asarray(y), scoring=scoring, n_repeats=IMPORTANCE_REPEATS,
+                                    random_state=seed, n_jobs=1)
+    items = [Importance(str(name), float(m), float(s)) for name, m, s in
+             zip(X.columns, result.importances_mean, result.importances_std, strict=True)]
+    return tuple(sorted(items, key=lambda i: -i.importance)), len(X)
+
+
+# ---------------------------------------------------------------- curves
+
+
+def pr_curves(predictions: pd.DataFrame, classes: tuple[str, ...]) -> tuple[Curve, ...]:
+    """Precision-recall curve per class (binary: the positive class only)."""
+    return tuple(_curve(predictions, c, "pr") for c in _curve_classes(predictions, classes))
+
+
+def roc_curves(predictions: pd.DataFrame, classes: tuple[str, ...]) -> tuple[Curve, ...]:
+    """ROC curve per class, one-vs-rest (binary: the positive class only)."""
+    return tuple(_curve(predictions, c, "roc") for c in _curve_classes(predictions, classes))
+
+
+def _curve_classes(predictions: pd.DataFrame, classes: tuple[str, ...]) -> list[str]:
+    wanted = classes[-1:] if len(classes) == 2 else classes
+    truth = set(predictions["true"])
+    return [c for c in wanted if c in truth and len(truth) > 1]
+
+
+def _curve(predictions: pd.DataFrame, label: str, kind: str) -> Curve:
+    positive = (predictions["true"] == label).to_numpy()
+    score = predictions[PROBA_PREFIX + label].to_numpy()
+    if kind == "pr":
+        precision, recall, _ = skm.precision_recall_curve(positive, score)
+        return Curve(label, recall, precision, float(skm.average_precision_score(positive, score)),
+                     float(positive.mean()))
+    fpr, tpr, _ = skm.roc_curve(positive, score)
+    return Curve(label, fpr, tpr, float(skm.auc(fpr, tpr)), float(positive.mean()))
+
+
+def confusion(predictions: pd.DataFrame, classes: tuple[str, ...]) -> Confusion:
+    matrix = skm.confusion_matrix(predictions["true"], predictions["predicted"], labels=list(classes))
+    return Confusion(tuple(classes), matrix)
+
+
+# ---------------------------------------------------------------- from a saved run
+
+
+def report_from_run(run_dir: str | Path) -> Report:
+    """Rebuild everything the Evaluate page shows from a run folder — no model, no retraining."""
+    from core.runs import PREDICTIONS_FILE, WORST_FILE, load_manifest
+
+    run_dir = Path(run_dir)
+    manifest = load_manifest(run_dir)
+    task = manifest["task"]
+    classes = tuple(manifest["data"].get("classes") or ())
+    predictions = pd.read_parquet(run_dir / PREDICTIONS_FILE)
+    if task != "regression":
+        predictions["true"] = predictions["true"].astype(str)
+        predictions["predicted"] = predictions["predicted"].astype(str)
+    worst_path = run_dir / WORST_FILE
+    worst = pd.read_parquet(worst_path) if worst_path.exists() else worst_errors(predictions, task)
+    baseline = manifest.get("baseline") or {}
+    classification = task != "regression"
+    return Report(
+        task=task, classes=classes, metrics=manifest["metrics"],
+        baseline_metrics=baseline.get("metrics") or {}, dummy_metrics=baseline.get("dummy_metrics") or {},
+        baseline_name=baseline.get("key"),
+        confusion=confusion(predictions, classes) if classification else None,
+        pr_curves=pr_curves(predictions, classes) if classification else (),
+        roc_curves=roc_curves(predictions, classes) if classification else (),
+        importances=tuple(Importance(i["feature"], i["importance"], i.get("std", 0.0), i.get("method", "permutation"))
+                          for i in manifest.get("feature_importance") or []),
+        history=tuple(manifest.get("history") or ()), predictions=predictions, worst=worst, manifest=manifest,
+    )
+
+
+def compare_to_baseline(report: Report) -> str:
+    """One plain sentence: does the model beat the baseline on the headline metric, and by how much?"""
+    key = report.main_metric
+    mine = report.metrics.get(key)
+    ref_name, ref = ("the linear baseline", report.baseline_metrics.get(key)) if report.baseline_metrics.get(key) \
+        is not None else ("always guessing the most common answer", report.dummy_metrics.get(key))
+    if mine is None or ref is None:
+        return f"{METRIC_NAMES[key]} could not be computed for this validation split."
+    diff = mine - ref
+    if abs(diff) < 0.005:
+        return f"{METRIC_NAMES[key]} {mine:.3f}: no better than {ref_name} ({ref:.3f}) — the simpler model would do."
+    verdict = "beats" if diff > 0 else "is worse than"
+    return f"{METRIC_NAMES[key]} {mine:.3f} {verdict} {ref_name} ({ref:.3f}) by {abs(diff):.3f}."
+
+
+# ---------------------------------------------------------------- right after training
+
+
+@dataclass(eq=False)
+class Evaluation:
+    """What ``evaluate`` computes once after training; ``core.runs.save_run`` stores it."""
+
+    metrics: dict[str, float | None]
+    baseline_metrics: dict[str, float | None]
+    dummy_metrics: dict[str, float | None]
+    predictions: pd.DataFrame
+    worst: pd.DataFrame
+    importances: tuple[Importance, ...] = ()
+    importance_rows: int = 0
+
+
+def _predict(model: Any, X: Any, task: Task, classes: tuple[str, ...]) -> np.ndarray:
+    if task == "regression":
+        return np.asarray(model.predict(X), dtype=float)
+    return class_probabilities(model, X, classes)
+
+
+def evaluate(result: Any, classes: tuple[str, ...], row_labels: Any = None,
+             importance: bool = True) -> Evaluation:
+    """Score a ``core.training.TrainResult`` on its validation split.
+
+    ``row_labels`` names each validation example for the worst-errors table (1-based row numbers
+    for tables by default; file names for images).
+    """
+    task = result.plan.task
+    X_valid, y_valid = result.X_valid, result.y_valid
+    is_table = isinstance(X_valid, pd.DataFrame)
+    if not is_table and task != "regression":
+        y_valid = np.asarray(classes, dtype=object)[np.asarray(y_valid)]  # image labels are class indexes
+    main = _predict(result.main.model, X_valid, task, classes)
+    metrics = metrics_for(task, classes, y_valid, main)
+    baseline_metrics = {}
+    if result.baseline is not None:
+        baseline_metrics = metrics_for(task, classes, y_valid, _predict(result.baseline.model, X_valid, task, classes))
+    y_train = result.y_train
+    if not is_table and task != "regression":
+        y_train = np.asarray(classes, dtype=object)[np.asarray(y_train)]
+    dummy = metrics_for(task, classes, y_valid, baseline_predictions(task, np.asarray(y_train, dtype=object)
+                                                                     if task != "regression" else y_train,
+                                                                     len(result.valid_index), classes))
+    rows = np.asarray(X_valid.index) + 1 if is_table else result.valid_index
+    predictions = predictions_frame(task, classes, y_valid, main, rows)
+    worst = worst_errors(predictions, task)
+    if is_table and not worst.empty:
+        features = X_valid.loc[worst["row"].to_numpy() - 1]
+        worst = pd.concat([worst.reset_index(drop=True),
+                           features.reset_index(drop=True).astype(str).add_prefix("input: ")], axis=1)
+    elif row_labels is not None and not worst.empty:
+        worst = worst.assign(file=[row_labels[i] for i in worst.index])
+    importances, n_rows = (), 0
+    if is_table and importance and X_valid.shape[1] > 0:
+        importances, n_rows = permutation_importances(result.main.model, X_valid, y_valid, task, result.plan.seed)
+    return Evaluation(metrics=metrics, baseline_metrics=baseline_metrics, dummy_metrics=dummy,
+                      predictions=predictions, worst=worst, importances=importances, importance_rows=n_rows)

@@ -1,0 +1,76 @@
+"""Typed training events (DESIGN.md §3), delivered to one callback.
+
+Trainers never print and never touch a UI: they call ``on_event(event)``. The CLI's callback
+prints, the job worker's puts the event on a queue for the server, a test's records.
+All events are frozen dataclasses of plain data so they pickle across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from core.types import DeviceInfo, Plan
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    plan: Plan
+    device: DeviceInfo
+    n_train: int
+    n_valid: int
+    stage: str = "main"  # "baseline" for the sanity baseline, "main" for the chosen model
+
+
+@dataclass(frozen=True)
+class StepEnded:
+    step: int
+    epoch: int
+    train_loss: float
+    total_steps: int | None = None  # steps in the whole run when known, for a progress bar
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    epoch: int
+    train_loss: float
+    valid_loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    max_epochs: int | None = None  # the planned maximum, for a progress bar
+
+
+@dataclass(frozen=True)
+class Message:
+    level: Literal["info", "warning"]
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run: Any = None  # the saved run's folder (str) or the result object; None on error
+    error: str | None = None
+    stopped_early: bool = False
+    cancelled: bool = False
+
+
+Event = RunStarted | StepEnded | EpochEnded | Message | RunFinished
+Callback = Callable[[Event], None]
+
+
+class StopFlag(Protocol):
+    """Anything with ``is_set()``: ``threading.Event`` in-process, ``multiprocessing.Event`` in a worker."""
+
+    def is_set(self) -> bool: ...
+
+
+class NeverStop:
+    """A stop flag that is never set, for callers that cannot stop a run."""
+
+    def is_set(self) -> bool:
+        return False
+
+
+def ignore(event: Event) -> None:
+    """A callback that drops every event."""

@@ -1,0 +1,205 @@
+"""Turning raw table columns into model inputs, always inside the model's own Pipeline.
+
+Every transformer here is fitted on the training split only (it sits in the Pipeline that is
+fitted), and the saved pipeline takes the raw columns a user uploads. Two flavours:
+
+* ``dense_preprocessor``: imputed + scaled numbers, one-hot categories, date parts, TF-IDF
+  text — for linear models and the MLP.
+* ``tree_preprocessor``: numbers as they are (trees handle NaN), ordinal-coded categories the
+  booster treats natively, target-encoded high-cardinality categories, date parts, and text
+  reduced to a few dense TF-IDF components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
+
+from core.types import ColumnInfo, Task
+
+#: One-hot keeps at most this many columns per categorical column (rarer values share one).
+ONE_HOT_MAX = 30
+#: TF-IDF vocabulary per text column for dense models.
+TEXT_MAX_FEATURES = 1000
+#: Dense TF-IDF components per text column for trees.
+TEXT_TREE_COMPONENTS = 32
+#: Parts a datetime column becomes.
+DATE_PARTS = ("year", "month", "day", "day_of_week", "day_of_year")
+#: HistGradientBoosting's native categorical support refuses more categories than this.
+NATIVE_CATEGORY_LIMIT = 255
+#: Above this many model inputs after encoding, we refuse the table (memory and time explode).
+MAX_ENCODED_WIDTH = 20_000
+
+
+def encoded_width(columns: Sequence[ColumnInfo]) -> int:
+    """How many model inputs the dense encoding makes of these columns (an upper bound)."""
+    width = 0
+    for col in columns:
+        if col.role == "numeric":
+            width += 2  # value + missing indicator
+        elif col.role == "categorical":
+            width += min(col.n_unique + 1, ONE_HOT_MAX + 1)
+        elif col.role == "datetime":
+            width += len(DATE_PARTS)
+        elif col.role == "text":
+            width += TEXT_MAX_FEATURES
+    return width
+
+
+class ColumnCaster(BaseEstimator, TransformerMixin):
+    """Casts each column to the type its role needs, the same way at fit and predict time.
+
+    Uploaded files are messy: numbers stored as text, labels mixing ``1`` and ``"1"``, dates in
+    strings. Doing the cast inside the pipeline means new data at prediction time gets it too.
+    """
+
+    def __init__(self, roles: dict[str, str] | None = None) -> None:
+        self.roles = roles
+
+    def fit(self, X: pd.DataFrame, y=None) -> ColumnCaster:
+        self.feature_names_in_ = np.asarray(list(self.roles or {}), dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        for name, role in (self.roles or {}).items():
+            col = X[name] if name in X.columns else pd.Series(np.nan, index=X.index)
+            out[name] = cast_column(col, role)
+        return pd.DataFrame(out, index=X.index)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray(list(self.roles or {}), dtype=object)
+
+
+def cast_column(col: pd.Series, role: str) -> pd.Series:
+    """One column cast for its role: numbers to float, categories to strings, dates to datetimes."""
+    if role == "numeric":
+        if pd.api.types.is_bool_dtype(col):
+            return col.astype("float64")
+        return pd.to_numeric(col, errors="coerce").astype("float64")
+    if role == "datetime":
+        if pd.api.types.is_datetime64_any_dtype(col):
+            return col
+        return pd.to_datetime(col, errors="coerce", format="mixed")
+    if role == "categorical":
+        return col.map(category_label, na_action="ignore").astype(object)
+    if role == "text":
+        return col.fillna("").astype(str)
+    raise ValueError(f"no cast for role {role!r}")
+
+
+def category_label(value) -> str:
+    """A category's canonical text: ``1``, ``1.0`` and ``"1"`` all become ``"1"``."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if np.isfinite(number) and number.is_integer() and text.lstrip("+-").replace(".", "", 1).isdigit():
+        return str(int(number))
+    return text
+
+
+class DateParts(BaseEstimator, TransformerMixin):
+    """Datetime columns → numeric parts (year, month, day, weekday, day of year)."""
+
+    def fit(self, X, y=None) -> DateParts:
+        self.columns_ = list(pd.DataFrame(X).columns)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        frame = pd.DataFrame(X)
+        parts = []
+        for name in frame.columns:
+            dates = pd.to_datetime(frame[name], errors="coerce", format="mixed")
+            for part in DATE_PARTS:
+                parts.append(getattr(dates.dt, part).astype("float64").to_numpy())
+        return np.column_stack(parts) if parts else np.empty((len(frame), 0))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray([f"{c}_{p}" for c in self.columns_ for p in DATE_PARTS], dtype=object)
+
+
+def _by_role(columns: Sequence[ColumnInfo], role: str) -> list[str]:
+    return [c.name for c in columns if c.used and c.role == role]
+
+
+def _caster(columns: Sequence[ColumnInfo]) -> ColumnCaster:
+    return ColumnCaster({c.name: c.role for c in columns if c.used})
+
+
+def dense_preprocessor(columns: Sequence[ColumnInfo]) -> Pipeline:
+    """Raw columns → a dense float matrix: impute + scale numbers, one-hot categories,
+    date parts, TF-IDF text. For linear models and the MLP."""
+    numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                            StandardScaler())
+    categorical = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="(missing)", keep_empty_features=True),
+        OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=ONE_HOT_MAX,
+                      sparse_output=False, dtype=np.float32),
+    )
+    dates = make_pipeline(DateParts(), SimpleImputer(strategy="median", keep_empty_features=True),
+                          StandardScaler())
+    parts: list[tuple] = []
+    if names := _by_role(columns, "numeric"):
+        parts.append(("numeric", numeric, names))
+    if names := _by_role(columns, "categorical"):
+        parts.append(("categorical", categorical, names))
+    if names := _by_role(columns, "datetime"):
+        parts.append(("datetime", dates, names))
+    for name in _by_role(columns, "text"):
+        # A scalar column name hands the vectorizer a 1-D column of strings, as it expects.
+        parts.append((f"text_{name}", TfidfVectorizer(max_features=TEXT_MAX_FEATURES, sublinear_tf=True,
+                                                      min_df=2, dtype=np.float32), name))
+    transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    return Pipeline([("cast", _caster(columns)), ("encode", transformer)])
+
+
+def tree_preprocessor(columns: Sequence[ColumnInfo], task: Task, seed: int = 0) -> tuple[Pipeline, list[int]]:
+    """Raw columns → a float matrix for histogram gradient boosting and forests.
+
+    Returns the pipeline and the output indexes the booster should treat as categorical.
+    Categories with at most 255 distinct values are ordinal-coded (native support); more than
+    that (names, job titles, raw codes) are target-encoded with internal cross-fitting.
+    """
+    numeric = _by_role(columns, "numeric")
+    low, high = [], []
+    for c in columns:
+        if c.used and c.role == "categorical":
+            (low if c.n_unique <= NATIVE_CATEGORY_LIMIT - 1 else high).append(c.name)
+    parts: list[tuple] = []
+    if numeric:
+        parts.append(("numeric", "passthrough", numeric))
+    if low:
+        parts.append(("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                                    encoded_missing_value=np.nan, dtype=np.float64,
+                                                    max_categories=NATIVE_CATEGORY_LIMIT - 1), low))
+    if high:
+        target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+        parts.append(("high_cardinality", make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="(missing)"),
+            TargetEncoder(target_type=target_type)), high))
+    if names := _by_role(columns, "datetime"):
+        parts.append(("datetime", DateParts(), names))
+    for name in _by_role(columns, "text"):
+        parts.append((f"text_{name}", make_pipeline(
+            TfidfVectorizer(max_features=TEXT_MAX_FEATURES, sublinear_tf=True, min_df=2),
+            TruncatedSVD(n_components=TEXT_TREE_COMPONENTS, random_state=seed)), name))
+    categorical_idx = list(range(len(numeric), len(numeric) + len(low)))
+    transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    return Pipeline([("cast", _caster(columns)), ("encode", transformer)]), categorical_idx

@@ -1,0 +1,131 @@
+"""The contract every model family implements (one module per family, DESIGN.md rule 5).
+
+A family turns a ``FitContext`` into a fitted model that predicts from the *raw* inputs
+(raw table columns, or uint8 image arrays), saves itself into a run folder and loads back.
+``core.training.fit`` drives families; it never knows which one it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from core.events import Callback, EpochEnded, StepEnded, StopFlag
+from core.types import DeviceInfo, Prepared, Task
+
+
+@dataclass(eq=False)
+class FitContext:
+    """Everything a family needs for one fit.
+
+    Tables: ``X_*`` are raw DataFrames (only used columns), ``y_*`` Series of string labels
+    (classification) or floats (regression); ``prepared`` gives the column roles.
+    Images: ``X_*`` are uint8 arrays N×C×H×W, ``y_*`` int64 class indexes; ``prepared`` is None.
+    """
+
+    X_train: Any
+    y_train: Any
+    X_valid: Any
+    y_valid: Any
+    task: Task
+    classes: tuple[str, ...]
+    params: dict[str, Any]
+    seed: int
+    device: DeviceInfo
+    emit: Callback
+    stop: StopFlag
+    prepared: Prepared | None = None
+    max_epochs: int | None = None
+    time_budget: float | None = None  # seconds from ``started``
+    imbalanced: bool = False  # minority class under 20%: use class weights
+    started: float = field(default_factory=time.perf_counter)
+
+    def out_of_time(self) -> bool:
+        return self.time_budget is not None and time.perf_counter() - self.started > self.time_budget
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set() or self.out_of_time()
+
+
+@dataclass(eq=False)
+class Fitted:
+    """A fitted model plus what happened while fitting."""
+
+    model: Any  # has predict(X); classifiers also predict_proba(X) with columns in ``classes`` order
+    params: dict[str, Any]  # effective settings, including iterations/epochs actually run
+    name: str  # e.g. "HistGradientBoostingClassifier"
+    stopped_early: bool = False
+    cancelled: bool = False
+
+
+class ModelFamily(ABC):
+    """One model family, named in the registry by ``key``."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]  # plain name for people: "Histogram gradient boosting"
+    family: ClassVar[Literal["sklearn", "torch"]]
+    kinds: ClassVar[frozenset[str]]  # data kinds it accepts: {"tabular"} or {"images"}
+
+    @abstractmethod
+    def fit(self, ctx: FitContext) -> Fitted:
+        """Fit on the training split, emitting events; honour ``ctx.should_stop()`` between
+        steps/chunks and return the best model so far with ``cancelled=True`` when stopped."""
+
+    @abstractmethod
+    def save(self, fitted: Fitted, folder: Path) -> list[str]:
+        """Write the model into ``folder``; return the file names written."""
+
+    @abstractmethod
+    def load(self, folder: Path) -> Any:
+        """Load the model saved by ``save`` from one of the app's own run folders."""
+
+
+class StepThrottle:
+    """Emit ``StepEnded`` at most ``per_second`` times a second (DESIGN.md §3)."""
+
+    def __init__(self, emit: Callback, per_second: float = 10.0) -> None:
+        self._emit = emit
+        self._gap = 1.0 / per_second
+        self._last = 0.0
+
+    def step(self, step: int, epoch: int, loss: float, total_steps: int | None = None) -> None:
+        now = time.perf_counter()
+        if now - self._last >= self._gap:
+            self._last = now
+            self._emit(StepEnded(step=step, epoch=epoch, train_loss=float(loss), total_steps=total_steps))
+
+
+class EarlyStopping:
+    """Patience on a validation loss; remembers which epoch was best."""
+
+    def __init__(self, patience: int, min_delta: float = 1e-4) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = np.inf
+        self.best_epoch = 0
+        self._bad = 0
+
+    def improved(self, epoch: int, valid_loss: float) -> bool:
+        """Record ``valid_loss``; True when it is the best so far (so snapshot the model)."""
+        if valid_loss < self.best - self.min_delta * max(1.0, abs(self.best) if np.isfinite(self.best) else 1.0):
+            self.best, self.best_epoch, self._bad = valid_loss, epoch, 0
+            return True
+        self._bad += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self._bad >= self.patience
+
+
+def epoch_event(epoch: int, train_loss: float, valid_loss: float, started: float,
+                metrics: dict[str, float] | None = None, max_epochs: int | None = None) -> EpochEnded:
+    """An ``EpochEnded`` with the seconds since ``started`` (a ``perf_counter`` reading)."""
+    return EpochEnded(epoch=epoch, train_loss=float(train_loss), valid_loss=float(valid_loss),
+                      metrics=dict(metrics or {}), seconds=time.perf_counter() - started,
+                      max_epochs=max_epochs)

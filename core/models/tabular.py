@@ -1,0 +1,315 @@
+"""scikit-learn model families for tables: the linear baseline, gradient boosting, a forest.
+
+Each family fits one Pipeline (preprocessing + model) on the training split only, so the saved
+pipeline takes the raw columns a user uploads. Live curves:
+
+* ``hgb`` reports every boosting round through a hook on the booster's own early-stopping check,
+  which already computes train and validation loss each round. Growing the booster in warm-start
+  chunks instead cost 0.38 s per resume at 100k rows (re-binning and re-predicting every tree),
+  4.5× a plain fit with 10-round chunks; the hook costs nothing measurable.
+* ``forest`` grows trees in warm-start chunks (a resume only builds the new trees) and adds the new
+  trees' votes to running validation predictions.
+* ``linear`` is one fit and one point on the curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import log_loss, mean_squared_error
+from sklearn.pipeline import Pipeline
+
+from core.device import cpu_threads
+from core.events import Message
+from core.features import dense_preprocessor, tree_preprocessor
+from core.models.base import EarlyStopping, FitContext, Fitted, ModelFamily, epoch_event
+
+MODEL_FILE = "model.joblib"
+
+
+class LogTargetRegressor(RegressorMixin, BaseEstimator):
+    """Predicts ``exp`` of a regressor fitted on ``log(y)`` (y > 0, checked by the planner): a positive, heavy-tailed target
+    is fitted on a log scale and reported in its original units. Wraps an already fitted model
+    (the boosting loop fits it itself, so ``TransformedTargetRegressor``'s clone-and-fit can't)."""
+
+    def __init__(self, regressor: Any = None) -> None:
+        self.regressor = regressor
+
+    def fit(self, X, y):
+        self.regressor_ = copy.deepcopy(self.regressor).fit(X, np.log(np.asarray(y, dtype=float)))
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        return np.exp(self.regressor_.predict(X))
+
+    @classmethod
+    def wrap(cls, fitted_regressor: Any) -> LogTargetRegressor:
+        model = cls(regressor=None)
+        model.regressor_ = fitted_regressor
+        return model
+
+
+def _target(ctx: FitContext, y) -> np.ndarray:
+    """The training target as the model sees it (log scale when the planner chose it)."""
+    y = np.asarray(y)
+    if ctx.task == "regression" and ctx.params.get("log_target"):
+        return np.log(y.astype(float))
+    return y
+
+
+def _finish(ctx: FitContext, estimator: Any):
+    """Wrap a fitted regressor back to original units when it was fitted on a log scale."""
+    if ctx.task == "regression" and ctx.params.get("log_target"):
+        return LogTargetRegressor.wrap(estimator)
+    return estimator
+
+
+def _valid_loss(ctx: FitContext, estimator: Any, X, y) -> float:
+    """Log loss (classification) or mean squared error on the model's own target scale."""
+    if ctx.task == "regression":
+        return float(mean_squared_error(_target(ctx, y), estimator.predict(X)))
+    return float(log_loss(y, estimator.predict_proba(X), labels=estimator.classes_))
+
+
+class SklearnFamily(ModelFamily):
+    """Shared save/load: the whole fitted pipeline in one joblib file."""
+
+    family = "sklearn"
+    kinds = frozenset({"tabular"})
+
+    def save(self, fitted: Fitted, folder: Path) -> list[str]:
+        joblib.dump(fitted.model, Path(folder) / MODEL_FILE, compress=3)
+        return [MODEL_FILE]
+
+    def load(self, folder: Path) -> Any:
+        # Only ever called on a folder inside the app's own runs directory (core.runs checks it):
+        # joblib unpickles, and untrusted bytes must never reach it.
+        return joblib.load(Path(folder) / MODEL_FILE)
+
+
+class LinearFamily(SklearnFamily):
+    """Logistic regression / ridge on imputed, scaled, one-hot columns: the sanity baseline."""
+
+    key = "linear"
+    label = "Linear model"
+
+    def fit(self, ctx: FitContext) -> Fitted:
+        prep = dense_preprocessor(ctx.prepared.used_columns)
+        Xt = prep.fit_transform(ctx.X_train, ctx.y_train)
+        Xv = prep.transform(ctx.X_valid)
+        started = time.perf_counter()
+        if ctx.task == "regression":
+            alpha = float(ctx.params.get("alpha", 1.0))
+            model = Ridge(alpha=alpha)
+            name, settings = "Ridge", {"alpha": alpha}
+        else:
+            C = float(ctx.params.get("C", 1.0))
+            model = LogisticRegression(C=C, max_iter=int(ctx.params.get("max_iter", 1000)),
+                                       class_weight="balanced" if ctx.imbalanced else None)
+            name, settings = "LogisticRegression", {"C": C, "class_weight": model.class_weight}
+        model.fit(Xt, _target(ctx, ctx.y_train))
+        train_loss = _valid_loss(ctx, model, Xt, ctx.y_train)
+        ctx.emit(epoch_event(1, train_loss, _valid_loss(ctx, model, Xv, ctx.y_valid), started, max_epochs=1))
+        if ctx.params.get("log_target"):
+            name += " on log(target)"
+        settings["log_target"] = bool(ctx.params.get("log_target"))
+        settings["n_iter"] = int(np.max(getattr(model, "n_iter_", None) or 1))
+        return Fitted(Pipeline([("prep", prep), ("model", _finish(ctx, model))]), settings, name)
+
+
+class _ReportingBoosterMixin:
+    """Hooks the booster's per-round early-stopping check to emit live curves and honour Stop.
+
+    ``_should_stop`` is called once per boosting round right after the round's train and
+    validation losses are appended (scikit-learn ≥ 1.0); ``tests/core/test_tabular.py`` fails if
+    that stops being true. The hook object is removed after fitting so the model pickles.
+    """
+
+    _reporter: Any = None
+
+    def _should_stop(self, scores):
+        stop = super()._should_stop(scores)
+        if self._reporter is not None:
+            return self._reporter(self) or stop
+        return stop
+
+
+class ReportingHGBClassifier(_ReportingBoosterMixin, HistGradientBoostingClassifier):
+    pass
+
+
+class ReportingHGBRegressor(_ReportingBoosterMixin, HistGradientBoostingRegressor):
+    pass
+
+
+class _RoundReporter:
+    """Turns boosting rounds into ``EpochEnded`` events, at most a few a second."""
+
+    def __init__(self, ctx: FitContext, max_rounds: int, every_s: float = 0.2) -> None:
+        self.ctx, self.max_rounds, self.every_s = ctx, max_rounds, every_s
+        self.started = self._last = time.perf_counter()
+        self.cancelled = False
+
+    def __call__(self, booster) -> bool:
+        rounds = len(booster.validation_score_) - 1  # index 0 holds the score before any tree
+        now = time.perf_counter()
+        if rounds < 1:
+            return self.ctx.should_stop()
+        if rounds == 1 or now - self._last >= self.every_s or rounds >= self.max_rounds:
+            self._last = now
+            self.emit(booster)
+        if self.ctx.should_stop():
+            self.cancelled = True
+            return True
+        return False
+
+    def emit(self, booster) -> None:
+        rounds = len(booster.validation_score_) - 1
+        self.ctx.emit(epoch_event(rounds, -booster.train_score_[-1], -booster.validation_score_[-1],
+                                  self.started, max_epochs=self.max_rounds))
+
+
+class HGBFamily(SklearnFamily):
+    """Histogram gradient boosting: the strongest default on tables; native missing values and
+    categories."""
+
+    key = "hgb"
+    label = "Histogram gradient boosting"
+
+    def fit(self, ctx: FitContext) -> Fitted:
+        prep, categorical = tree_preprocessor(ctx.prepared.used_columns, ctx.task, ctx.seed)
+        Xt = prep.fit_transform(ctx.X_train, _target(ctx, ctx.y_train))
+        Xv = prep.transform(ctx.X_valid)
+        max_rounds = int(ctx.max_epochs or ctx.params.get("max_iter", 500))
+        settings = {
+            "learning_rate": float(ctx.params.get("learning_rate", 0.1)),
+            "max_iter": max_rounds,
+            "max_leaf_nodes": int(ctx.params.get("max_leaf_nodes", 31)),
+            "min_samples_leaf": int(ctx.params.get("min_samples_leaf", 20)),
+            "l2_regularization": float(ctx.params.get("l2_regularization", 0.0)),
+            "n_iter_no_change": int(ctx.params.get("n_iter_no_change", 15)),
+        }
+        mask = np.zeros(Xt.shape[1], dtype=bool)
+        mask[categorical] = True
+        common = dict(settings, early_stopping=True, scoring="loss", random_state=ctx.seed,
+                      categorical_features=mask if mask.any() else None)
+        if ctx.task == "regression":
+            booster = ReportingHGBRegressor(**common)
+        else:
+            booster = ReportingHGBClassifier(**common, class_weight="balanced" if ctx.imbalanced else None)
+        reporter = _RoundReporter(ctx, max_rounds)
+        booster._reporter = reporter
+        try:
+            booster.fit(Xt, _target(ctx, ctx.y_train), X_val=Xv, y_val=_target(ctx, ctx.y_valid))
+        finally:
+            booster._reporter = None
+        reporter.emit(booster)  # the last round always reaches the curve
+        rounds = int(booster.n_iter_)
+        stopped_early = rounds < max_rounds and not reporter.cancelled
+        if stopped_early:
+            best = int(np.argmax(booster.validation_score_))
+            ctx.emit(Message("info", f"Stopped after {rounds} rounds: the validation loss had not improved "
+                                     f"since round {best}."))
+        settings.update(n_iter=rounds, categorical_columns=int(mask.sum()),
+                        class_weight=getattr(booster, "class_weight", None),
+                        log_target=bool(ctx.params.get("log_target")))
+        name = type(booster).__mro__[2].__name__
+        if ctx.params.get("log_target"):
+            name += " on log(target)"
+        return Fitted(Pipeline([("prep", prep), ("model", _finish(ctx, booster))]), settings, name,
+                      stopped_early=stopped_early, cancelled=reporter.cancelled)
+
+
+class ForestFamily(SklearnFamily):
+    """Random forest, grown in chunks of trees so the curve and Stop work as for boosting."""
+
+    key = "forest"
+    label = "Random forest"
+
+    def fit(self, ctx: FitContext) -> Fitted:
+        prep, _ = tree_preprocessor(ctx.prepared.used_columns, ctx.task, ctx.seed)
+        Xt = np.nan_to_num(prep.fit_transform(ctx.X_train, _target(ctx, ctx.y_train)), nan=-1.0)
+        Xv = np.nan_to_num(prep.transform(ctx.X_valid), nan=-1.0)
+        y_train, y_valid = _target(ctx, ctx.y_train), _target(ctx, ctx.y_valid)
+        n_trees = int(ctx.max_epochs or ctx.params.get("n_estimators", 300))
+        chunk = int(ctx.params.get("chunk", 25))
+        common = dict(n_estimators=0, warm_start=True, random_state=ctx.seed, n_jobs=cpu_threads(),
+                      min_samples_leaf=int(ctx.params.get("min_samples_leaf", 1)),
+                      max_features=ctx.params.get("max_features", "sqrt" if ctx.task != "regression" else 1.0))
+        if ctx.task == "regression":
+            forest = RandomForestRegressor(**common)
+        else:
+            forest = RandomForestClassifier(**common, class_weight="balanced_subsample" if ctx.imbalanced else None)
+        started = time.perf_counter()
+        sample = np.random.default_rng(ctx.seed).permutation(len(Xt))[:5000]
+        votes_valid, votes_train, cancelled = 0.0, 0.0, False
+        early = EarlyStopping(patience=int(ctx.params.get("patience", 4)))
+        while forest.n_estimators < n_trees:
+            old = forest.n_estimators
+            forest.set_params(n_estimators=min(n_trees, old + chunk))
+            forest.fit(Xt, y_train)
+            new_trees = forest.estimators_[old:]
+            votes_valid = votes_valid + _tree_votes(new_trees, Xv, ctx.task)
+            votes_train = votes_train + _tree_votes(new_trees, Xt[sample], ctx.task)
+            n = forest.n_estimators
+            valid_loss = _vote_loss(votes_valid / n, y_valid, ctx.task, forest)
+            train_loss = _vote_loss(votes_train / n, y_train[sample], ctx.task, forest)
+            ctx.emit(epoch_event(n, train_loss, valid_loss, started, max_epochs=n_trees))
+            early.improved(n, valid_loss)
+            if ctx.should_stop():
+                cancelled = True
+                break
+            if early.exhausted:
+                # More trees never hurt a forest much, but they cost time: stop once the
+                # validation loss has flattened.
+                ctx.emit(Message("info", f"Stopped at {n} trees: more trees no longer lowered the validation loss."))
+                break
+        settings = {"n_estimators": int(forest.n_estimators), "max_features": common["max_features"],
+                    "min_samples_leaf": common["min_samples_leaf"],
+                    "class_weight": getattr(forest, "class_weight", None),
+                    "log_target": bool(ctx.params.get("log_target"))}
+        forest.set_params(warm_start=False, n_jobs=None)
+        name = type(forest).__name__ + (" on log(target)" if ctx.params.get("log_target") else "")
+        model = Pipeline([("prep", prep), ("fill", _NanFill()), ("model", _finish(ctx, forest))])
+        return Fitted(model, settings, name, stopped_early=early.exhausted and not cancelled, cancelled=cancelled)
+
+
+class _NanFill(BaseEstimator):
+    """Missing values → -1 for the forest (ordinal codes and counts are ≥ 0, so -1 is 'missing')."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return np.nan_to_num(np.asarray(X, dtype=float), nan=-1.0)
+
+    def fit_transform(self, X, y=None):
+        return self.transform(X)
+
+
+def _tree_votes(trees, X, task) -> np.ndarray:
+    if task == "regression":
+        return np.sum([t.predict(X) for t in trees], axis=0)
+    return np.sum([t.predict_proba(X) for t in trees], axis=0)
+
+
+def _vote_loss(pred, y, task, forest) -> float:
+    if task == "regression":
+        return float(mean_squared_error(y, pred))
+    # Trees see labels as indexes into classes_; map string labels the same way.
+    index = np.searchsorted(forest.classes_, y)
+    pred = np.clip(pred, 1e-7, 1.0)
+    return float(log_loss(index, pred / pred.sum(axis=1, keepdims=True), labels=np.arange(len(forest.classes_))))

@@ -1,0 +1,118 @@
+"""One whole training job: load → prepare → plan → fit → evaluate → save (DESIGN.md §5).
+
+The same function runs in a job worker process (``core.jobs``) and inline for the CLI and
+tests. It reports only through events; its result is the saved run folder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import TrainboardError
+from core.evaluation import evaluate
+from core.events import Callback, Message, NeverStop, RunFinished, StopFlag, ignore
+from core.planner import Overrides, plan
+from core.runs import DEFAULT_RUNS_DIR, save_run
+from core.training import device_for, fit
+from core.types import Dataset, ImageData, Plan, Prepared
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Plain data describing a training job (it crosses into a worker process).
+
+    ``source`` is a path on the server: a table file, an image folder or a zip. Uploads are
+    written to a private per-session folder first. ``name`` is what the user calls the data.
+    """
+
+    source: str
+    name: str = ""
+    target: str | None = None
+    roles: Mapping[str, str] = field(default_factory=dict)
+    overrides: Overrides = field(default_factory=Overrides)
+    runs_dir: str = str(DEFAULT_RUNS_DIR)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or Path(self.source).name
+
+
+def load_dataset(source: str | Path, name: str | None = None) -> Dataset:
+    """A table file, or an image folder / zip of class folders, by what ``source`` is."""
+    from core.datasets import load_table
+    from core.images import is_image_source, load_images
+
+    if is_image_source(source):
+        return load_images(source, name=name)
+    return load_table(source, name=name)
+
+
+def prepare_data(data: Dataset, target: str | None = None, roles: Mapping[str, str] | None = None
+                 ) -> Prepared | ImageData:
+    """Tables get a target, a task and column roles; images are ready as they are."""
+    if isinstance(data, ImageData):
+        return data
+    from core.schema import prepare
+
+    return prepare(data, target=target, roles=dict(roles or {}))
+
+
+def make_plan(prepared: Prepared | ImageData, overrides: Overrides | None = None) -> Plan:
+    """The plan, with the device the chosen model would run on."""
+    overrides = overrides or Overrides()
+    first = plan(prepared, overrides)
+    return plan(prepared, overrides, device=device_for(first.model, dict(first.params)))
+
+
+def run_job(spec: JobSpec, on_event: Callback = ignore, stop: StopFlag | None = None) -> Path:
+    """Do the whole job and return the run folder. Always ends with one ``RunFinished`` event;
+    user errors (``TrainboardError``) are reported in it and then raised."""
+    stop = stop or NeverStop()
+    try:
+        run_dir = _run(spec, on_event, stop)
+    except TrainboardError as err:
+        on_event(RunFinished(error=str(err)))
+        raise
+    except Exception as err:  # a bug: still tell the listener, in words, then let it surface
+        on_event(RunFinished(error=f"Training failed unexpectedly ({type(err).__name__}: {err})."))
+        raise
+    return run_dir
+
+
+def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = load_dataset(spec.source, spec.display_name)
+    prepared = prepare_data(data, spec.target, spec.roles)
+    timings["load_s"] = round(time.perf_counter() - t0, 3)
+    the_plan = make_plan(prepared, spec.overrides)
+    result = fit(prepared, the_plan, on_event, stop)
+    timings["fit_s"] = round(result.fit_seconds, 3)
+    timings["baseline_s"] = round(result.baseline_seconds, 3)
+    on_event(Message("info", "Evaluating on the validation rows…"))
+    t1 = time.perf_counter()
+    classes = prepared.class_names if isinstance(prepared, ImageData) else prepared.classes
+    row_labels = _valid_names(prepared, result)
+    evaluation = evaluate(result, classes, row_labels=row_labels)
+    extra = _image_artifacts(prepared, result, evaluation) if isinstance(prepared, ImageData) else {}
+    timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
+    run_dir = save_run(spec.runs_dir, result, evaluation, prepared, spec.display_name, timings, extra)
+    on_event(RunFinished(run=str(run_dir), stopped_early=result.main.stopped_early,
+                         cancelled=result.main.cancelled))
+    return run_dir
+
+
+def _valid_names(prepared: Prepared | ImageData, result: Any) -> list[str] | None:
+    if isinstance(prepared, ImageData):
+        return [prepared.paths[i] for i in result.valid_index]
+    return None
+
+
+def _image_artifacts(data: ImageData, result: Any, evaluation: Any) -> dict[str, Any]:
+    from core.image_eval import gallery_writer
+
+    return {"gallery.npz": gallery_writer(data, result, evaluation)}

@@ -1,0 +1,167 @@
+"""Pure figure builders: result objects in, plotly figures out (DESIGN.md rule 4).
+
+No metric is computed here; ``core.evaluation`` did that. Arrays go to plotly as numpy
+(20× cheaper than lists at 10k points) and long series are thinned to a few thousand points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.evaluation import Confusion, Curve, Importance
+
+MAX_POINTS = 2000
+_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=380,
+               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+
+
+def _thin(*arrays: np.ndarray, limit: int = MAX_POINTS) -> tuple[np.ndarray, ...]:
+    """Every k-th point (always keeping the last) so a chart never carries more than ``limit``."""
+    n = len(arrays[0])
+    if n <= limit:
+        return arrays
+    keep = np.unique(np.r_[np.linspace(0, n - 1, limit).astype(int), n - 1])
+    return tuple(a[keep] for a in arrays)
+
+
+def _history_arrays(history: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Epoch, train and validation loss from ``EpochEnded`` events or manifest dicts."""
+    def get(item, key):
+        return item[key] if isinstance(item, Mapping) else getattr(item, key)
+
+    return {k: np.asarray([get(h, k) for h in history], dtype=float) for k in ("epoch", "train_loss", "valid_loss")}
+
+
+def loss_curve(history: Sequence[Any], x_title: str = "epoch", best_epoch: int | None = None) -> go.Figure:
+    """Training vs validation loss per epoch (or boosting round / trees)."""
+    fig = go.Figure()
+    if history:
+        h = _history_arrays(history)
+        epoch, train, valid = _thin(h["epoch"], h["train_loss"], h["valid_loss"])
+        fig.add_trace(go.Scatter(x=epoch, y=train, mode="lines+markers" if len(epoch) < 60 else "lines",
+                                 name="training loss"))
+        fig.add_trace(go.Scatter(x=epoch, y=valid, mode="lines+markers" if len(epoch) < 60 else "lines",
+                                 name="validation loss"))
+        if best_epoch is None and len(valid):
+            best_epoch = int(epoch[int(np.nanargmin(valid))])
+        if best_epoch is not None:
+            fig.add_vline(x=best_epoch, line_dash="dot", line_color="grey",
+                          annotation_text="lowest validation loss", annotation_position="top")
+    fig.update_layout(**_LAYOUT, title="Loss while training (lower is better)", xaxis_title=x_title,
+                      yaxis_title="loss")
+    return fig
+
+
+def step_curve(steps: np.ndarray, losses: np.ndarray) -> go.Figure:
+    """Per-batch training loss, as it streams in."""
+    steps, losses = _thin(np.asarray(steps, dtype=float), np.asarray(losses, dtype=float))
+    fig = go.Figure(go.Scatter(x=steps, y=losses, mode="lines", name="batch loss"))
+    fig.update_layout(**_LAYOUT, title="Training loss per batch", xaxis_title="step", yaxis_title="loss")
+    return fig
+
+
+def confusion_matrix(conf: Confusion, normalised: bool = False) -> go.Figure:
+    """Rows are the true class, columns what the model said; the diagonal is right."""
+    z = conf.normalised if normalised else conf.matrix
+    text = np.vectorize(lambda v: f"{v:.0%}" if normalised else f"{int(v)}")(z) if z.size else z
+    labels = list(conf.labels)
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, text=text, texttemplate="%{text}",
+                               colorscale="Blues", showscale=False,
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
+    size = max(320, min(720, 60 * len(labels) + 160))
+    fig.update_layout(**dict(_LAYOUT, height=size), title="Confusion matrix" + (" (share of each true class)"
+                                                                                 if normalised else " (counts)"),
+                      xaxis_title="predicted class", yaxis_title="true class")
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def pr_curves(curves: Sequence[Curve]) -> go.Figure:
+    """Precision vs recall per class, average precision in the legend, no-skill lines dotted."""
+    fig = go.Figure()
+    for c in curves:
+        x, y = _thin(c.x, c.y)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{c.label} (AP {c.area:.3f})"))
+        fig.add_trace(go.Scatter(x=[0, 1], y=[c.prevalence, c.prevalence], mode="lines", showlegend=len(curves) == 1,
+                                 line=dict(dash="dot", color="grey"), name=f"no skill ({c.prevalence:.2f})",
+                                 hoverinfo="skip"))
+    fig.update_layout(**_LAYOUT, title="Precision-recall", xaxis_title="recall (share of real cases found)",
+                      yaxis_title="precision (share of alarms that are right)")
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1.02])
+    return fig
+
+
+def roc_curves(curves: Sequence[Curve]) -> go.Figure:
+    """True-positive rate vs false-positive rate per class; the diagonal is guessing."""
+    fig = go.Figure()
+    for c in curves:
+        x, y = _thin(c.x, c.y)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{c.label} (AUC {c.area:.3f})"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                             name="guessing (AUC 0.5)", hoverinfo="skip"))
+    fig.update_layout(**_LAYOUT, title="ROC curve", xaxis_title="false-positive rate",
+                      yaxis_title="true-positive rate")
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1.02])
+    return fig
+
+
+def feature_importance(importances: Sequence[Importance], top: int = 20) -> go.Figure:
+    """Horizontal bars, largest at the top, with ± one standard deviation over the shuffles."""
+    items = list(importances)[:top][::-1]
+    fig = go.Figure(go.Bar(x=np.asarray([i.importance for i in items]), y=[i.feature for i in items],
+                           orientation="h", error_x=dict(type="data", array=np.asarray([i.std for i in items])),
+                           marker_color=["#1f77b4" if i.importance > 0 else "#bbbbbb" for i in items]))
+    fig.update_layout(**dict(_LAYOUT, height=max(260, 28 * len(items) + 120)),
+                      title="Which columns the model relies on", xaxis_title="drop in score when the column is shuffled")
+    return fig
+
+
+def predicted_vs_actual(predictions: pd.DataFrame) -> go.Figure:
+    """Each validation row as a dot; on the diagonal the prediction is exact."""
+    true, pred = _thin(predictions["true"].to_numpy(float), predictions["predicted"].to_numpy(float), limit=5000)
+    lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+    fig = go.Figure(go.Scattergl(x=true, y=pred, mode="markers", marker=dict(size=5, opacity=0.5), name="rows"))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="grey"),
+                             name="perfect prediction"))
+    fig.update_layout(**_LAYOUT, title="Predicted vs actual", xaxis_title="actual", yaxis_title="predicted")
+    return fig
+
+
+def residuals(predictions: pd.DataFrame) -> go.Figure:
+    """Error (actual − predicted) against the prediction: a shapeless band around 0 is good."""
+    pred, res = _thin(predictions["predicted"].to_numpy(float), predictions["residual"].to_numpy(float), limit=5000)
+    fig = go.Figure(go.Scattergl(x=pred, y=res, mode="markers", marker=dict(size=5, opacity=0.5), name="rows"))
+    fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    fig.update_layout(**_LAYOUT, title="Residuals", xaxis_title="predicted", yaxis_title="actual − predicted")
+    return fig
+
+
+def class_balance(counts: Mapping[str, int]) -> go.Figure:
+    """How many examples each class has."""
+    labels = [str(k) for k in counts]
+    fig = go.Figure(go.Bar(x=labels, y=np.asarray(list(counts.values())), text=list(counts.values()),
+                           textposition="auto"))
+    fig.update_layout(**_LAYOUT, title="Examples per class", xaxis_title="class", yaxis_title="count")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def metric_comparison(metrics: Mapping[str, float | None], baseline: Mapping[str, float | None],
+                      dummy: Mapping[str, float | None], names: Mapping[str, str]) -> go.Figure:
+    """The model's scores beside the baseline's and the no-skill guess's (higher-is-better metrics)."""
+    keys = [k for k in metrics if metrics.get(k) is not None and k in names and k not in ("log_loss", "mae", "rmse")]
+    fig = go.Figure()
+    for label, source in (("this model", metrics), ("linear baseline", baseline), ("no-skill guess", dummy)):
+        if any(source.get(k) is not None for k in keys):
+            fig.add_trace(go.Bar(name=label, x=[names[k] for k in keys],
+                                 y=np.asarray([source.get(k) if source.get(k) is not None else np.nan for k in keys])))
+    fig.update_layout(**_LAYOUT, barmode="group", title="Scores against the baselines (higher is better)")
+    return fig

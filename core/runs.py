@@ -1,0 +1,273 @@
+"""Run folders: ``runs/<run_id>/manifest.json`` + the model + validation predictions (DESIGN.md §6).
+
+Everything the Evaluate page shows is rebuilt from a run folder without retraining. A run is
+written into a hidden temporary folder and renamed into place, so a half-written run never
+appears. Model files are loaded only from inside the app's own runs folder (they are pickles).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import RunError
+from core.evaluation import MAIN_METRIC, Evaluation, confusion
+from core.models import get_family
+from core.training import TrainResult
+from core.types import ImageData, Prepared
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+PREDICTIONS_FILE = "valid_predictions.parquet"
+WORST_FILE = "worst_errors.parquet"
+DEFAULT_RUNS_DIR = Path(os.environ.get("TRAINBOARD_RUNS", Path(__file__).resolve().parent.parent / "runs"))
+_VERSIONED = ("scikit-learn", "torch", "pandas", "numpy", "streamlit")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of the run history."""
+
+    run_id: str
+    path: Path
+    created: str
+    source: str
+    kind: str
+    task: str
+    model: str
+    metric: str
+    value: float | None
+    cancelled: bool
+
+
+def _slug(text: str) -> str:
+    stem = Path(text).stem if text else "data"
+    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:40] or "data"
+
+
+def new_run_id(runs_dir: Path, source: str, model: str) -> str:
+    """``20261122-101500-iris-hgb``; a numeric suffix keeps ids unique within a second."""
+    base = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{_slug(source)}-{model}"
+    run_id, n = base, 1
+    while (runs_dir / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only (numpy scalars, tuples, NaN → None)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def data_section(data: Prepared | ImageData, source: str) -> dict[str, Any]:
+    """The manifest's ``data``: what was trained on, and the column roles predictions need."""
+    if isinstance(data, ImageData):
+        return {"source": source, "kind": "images", "n_rows": int(len(data.labels)), "n_features": 0,
+                "target": "class", "classes": list(data.class_names), "image_size": data.image_size,
+                "channels": data.channels, "dropped_columns": [],
+                "skipped_files": [{"name": n, "why": w} for n, w in data.skipped[:200]],
+                "n_skipped_files": len(data.skipped)}
+    return {"source": source, "kind": "tabular", "n_rows": int(len(data.X)), "n_features": len(data.used_columns),
+            "target": data.target, "classes": list(data.classes),
+            "dropped_columns": [{"name": c.name, "why": c.reason} for c in data.dropped_columns],
+            "columns": [{"name": c.name, "role": c.role, "reason": c.reason} for c in data.columns],
+            "n_rows_dropped": int(data.n_rows_dropped), "messages": list(data.messages)}
+
+
+def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, data: Prepared | ImageData,
+                   source: str, timings: dict[str, float]) -> dict[str, Any]:
+    plan, main = result.plan, result.main
+    family = get_family(plan.model)
+    classes = tuple(getattr(data, "classes", None) or getattr(data, "class_names", ()))
+    classification = plan.task != "regression"
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": data_section(data, source),
+        "task": plan.task,
+        "model": {"key": plan.model, "family": family.family, "name": main.name, "label": family.label,
+                  "reasons": list(plan.reasons), "params": main.params},
+        "device": asdict(result.device),
+        "split": {"strategy": "stratified_holdout" if classification else "random_holdout",
+                  "valid_fraction": plan.valid_fraction, "seed": plan.seed,
+                  "n_train": result.n_train, "n_valid": int(len(result.valid_index))},
+        "metrics": evaluation.metrics,
+        "main_metric": MAIN_METRIC[plan.task],
+        "baseline": {"key": plan.baseline, "metrics": evaluation.baseline_metrics,
+                     "dummy_metrics": evaluation.dummy_metrics},
+        "history": [{"epoch": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss,
+                     "seconds": e.seconds, **{f"metric_{k}": v for k, v in e.metrics.items()}}
+                    for e in result.history],
+        "confusion_matrix": None,
+        "feature_importance": [{"feature": i.feature, "importance": i.importance, "std": i.std, "method": i.method}
+                               for i in evaluation.importances],
+        "feature_importance_rows": evaluation.importance_rows,
+        "timings": timings,
+        "stopped_early": bool(main.stopped_early),
+        "cancelled": bool(main.cancelled),
+        "messages": [m.text for m in result.messages],
+        "versions": versions(),
+    }
+    if classification:
+        matrix = confusion(evaluation.predictions, classes)
+        manifest["confusion_matrix"] = {"labels": list(matrix.labels), "matrix": matrix.matrix.tolist()}
+    return _jsonable(manifest)
+
+
+def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, data: Prepared | ImageData,
+             source: str, timings: dict[str, float], extra_files: dict[str, Any] | None = None) -> Path:
+    """Write the run folder atomically and return its path.
+
+    ``extra_files`` maps file names to callables ``write(path)`` for family-specific artefacts
+    (e.g. image saliency arrays).
+    """
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id(runs_dir, source, result.plan.model)
+    tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        t0 = time.perf_counter()
+        files = get_family(result.plan.model).save(result.main, tmp)
+        evaluation.predictions.to_parquet(tmp / PREDICTIONS_FILE, index=False)
+        if not evaluation.worst.empty:
+            evaluation.worst.to_parquet(tmp / WORST_FILE, index=False)
+        for name, write in (extra_files or {}).items():
+            write(tmp / name)
+        timings = dict(timings, save_s=round(time.perf_counter() - t0, 3))
+        manifest = build_manifest(run_id, result, evaluation, data, source, timings)
+        manifest["files"] = sorted(files + [PREDICTIONS_FILE] + list(extra_files or {}))
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        final = runs_dir / run_id
+        tmp.rename(final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_manifest(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"'{run_dir}' is not a saved run (it has no {MANIFEST_FILE}). Pick a run from the Runs page "
+                       "or train a new one.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(f"The run '{Path(run_dir).name}' has a damaged manifest. Train it again.") from None
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise RunError(f"The run '{Path(run_dir).name}' was saved by another Trainboard version. Train it again.")
+    return manifest
+
+
+def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunSummary]:
+    """Saved runs, newest first; damaged folders are skipped."""
+    runs_dir = Path(runs_dir)
+    out = []
+    for path in runs_dir.iterdir() if runs_dir.is_dir() else []:
+        if path.name.startswith(".") or not (path / MANIFEST_FILE).is_file():
+            continue
+        try:
+            m = load_manifest(path)
+        except RunError:
+            continue
+        metric = m.get("main_metric") or MAIN_METRIC.get(m.get("task"), "")
+        out.append(RunSummary(run_id=m["run_id"], path=path, created=m["created"], source=m["data"]["source"],
+                              kind=m["data"]["kind"], task=m["task"], model=m["model"]["name"], metric=metric,
+                              value=(m.get("metrics") or {}).get(metric), cancelled=bool(m.get("cancelled"))))
+    return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
+
+
+def resolve_run(run_dir: str | Path, runs_dir: str | Path | None = None) -> Path:
+    """The run folder, checked to lie inside ``runs_dir`` when one is given (model files are
+    pickles: only the app's own runs may be loaded)."""
+    path = Path(run_dir).resolve()
+    if runs_dir is not None:
+        root = Path(runs_dir).resolve()
+        if root not in path.parents:
+            raise RunError("Only runs saved by this app, inside its runs folder, can be opened.")
+    if not (path / MANIFEST_FILE).is_file():
+        raise RunError(f"'{run_dir}' is not a saved run. Pick one from the Runs page or train a new one.")
+    return path
+
+
+def load_model(run_dir: str | Path, runs_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """The fitted model of a run and its manifest."""
+    path = resolve_run(run_dir, runs_dir)
+    manifest = load_manifest(path)
+    try:
+        model = get_family(manifest["model"]["key"]).load(path)
+    except FileNotFoundError:
+        raise RunError(f"The run '{path.name}' has no saved model (it may still be saving, or was damaged).") from None
+    return model, manifest
+
+
+def delete_run(run_dir: str | Path, runs_dir: str | Path) -> None:
+    shutil.rmtree(resolve_run(run_dir, runs_dir))
+
+
+def predictions_for_table(model: Any, manifest: dict[str, Any], frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the run's prediction (and class probabilities) appended as new columns."""
+    from core.errors import DataError
+    from core.evaluation import class_probabilities
+
+    if manifest["data"]["kind"] != "tabular":
+        raise DataError("This run was trained on images: give it images, not a table.")
+    needed = [c["name"] for c in manifest["data"]["columns"] if c["role"] not in ("id", "constant", "empty", "ignore")]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        shown = ", ".join(f"'{c}'" for c in missing[:8]) + (" …" if len(missing) > 8 else "")
+        raise DataError(f"The new data lacks {len(missing)} column(s) the model needs: {shown}. Use a file with "
+                        "the same columns as the training data (the target column may be missing).")
+    if frame.empty:
+        raise DataError("The new data has no rows to predict.")
+    X = frame[needed]
+    out = frame.copy()
+    target = manifest["data"]["target"]
+    label = f"predicted {target}"
+    if manifest["task"] == "regression":
+        out[label] = model.predict(X)
+        return out
+    classes = tuple(manifest["data"]["classes"])
+    proba = class_probabilities(model, X, classes)
+    out[label] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    out["confidence"] = proba.max(axis=1)
+    for i, c in enumerate(classes):
+        out[f"probability of {c}"] = proba[:, i]
+    return out

@@ -1,0 +1,148 @@
+"""``fit``: split, fit the sanity baseline, fit the chosen model — reporting through events.
+
+The shared skeleton every family runs in (DESIGN.md §1, §3): one ``RunStarted``, the family's
+``StepEnded``/``EpochEnded``/``Message`` events, and the fitted models back. ``RunFinished`` is
+the job's to send (``core.jobs``), after evaluation and saving, so "finished" means the run
+folder exists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from core.device import cpu_device, pick_device
+from core.events import Callback, EpochEnded, Message, NeverStop, RunStarted, StopFlag, ignore
+from core.models import get_family
+from core.models.base import FitContext, Fitted
+from core.planner import is_imbalanced
+from core.types import DeviceInfo, ImageData, Plan, Prepared
+
+
+@dataclass(eq=False)
+class TrainResult:
+    """The fitted models and the validation split they are judged on."""
+
+    plan: Plan
+    device: DeviceInfo
+    main: Fitted
+    baseline: Fitted | None
+    X_valid: Any
+    y_valid: Any
+    y_train: Any
+    valid_index: np.ndarray  # row positions (in the prepared data) of the validation split
+    n_train: int
+    fit_seconds: float
+    baseline_seconds: float
+    history: list[EpochEnded] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+
+def split_rows(y, task: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row positions: stratified by class for classification, so every
+    class keeps its share in both parts (each class has at least 2 rows, checked upstream)."""
+    positions = np.arange(len(y))
+    if task == "regression":
+        return train_test_split(positions, test_size=fraction, random_state=seed)
+    y = np.asarray(y)
+    n_classes = len(np.unique(y))
+    n_valid = max(int(round(len(y) * fraction)), n_classes)
+    n_valid = min(n_valid, len(y) - n_classes)
+    train, valid = train_test_split(positions, test_size=n_valid, random_state=seed, stratify=y)
+    return _every_class_in_both(y, train, valid)
+
+
+def _every_class_in_both(y: np.ndarray, train: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rounding can leave a rare class (2-3 rows) out of one part: swap one of its rows in, against
+    a row of the part's most common class, so both parts see every class."""
+    train, valid = train.copy(), valid.copy()
+    for a, b in ((valid, train), (train, valid)):  # make sure ``a`` holds every class
+        for cls in np.setdiff1d(np.unique(y), np.unique(y[a])):
+            give = np.flatnonzero(y[b] == cls)[0]
+            values, counts = np.unique(y[a], return_counts=True)
+            take = np.flatnonzero(y[a] == values[counts.argmax()])[0]
+            a[take], b[give] = b[give], a[take]
+    return train, valid
+
+
+def device_for(model: str, params: dict[str, Any] | None = None) -> DeviceInfo:
+    """Torch models use the best device (unless ``params['device'] == 'cpu'``); scikit-learn the CPU."""
+    family = get_family(model)
+    if family.family == "torch":
+        return pick_device((params or {}).get("device", "auto"))
+    return cpu_device()
+
+
+def _take(data, positions):
+    return data.iloc[positions] if hasattr(data, "iloc") else data[positions]
+
+
+def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, stop: StopFlag | None = None,
+        device: DeviceInfo | None = None) -> TrainResult:
+    """Fit ``plan`` on ``data``: the baseline (if any) first, then the main model.
+
+    ``stop`` is checked between steps; a stopped run returns the best model so far with
+    ``main.cancelled`` set. Events go to ``on_event``.
+    """
+    stop = stop or NeverStop()
+    device = device or device_for(plan.model, dict(plan.params))
+    if isinstance(data, ImageData):
+        X, y, classes, prepared = data.images, data.labels, data.class_names, None
+    else:
+        X, y, classes, prepared = data.X, data.y, data.classes, data
+    train_idx, valid_idx = split_rows(np.asarray(y), plan.task, plan.valid_fraction, plan.seed)
+    X_train, X_valid = _take(X, train_idx), _take(X, valid_idx)
+    y_train, y_valid = _take(y, train_idx), _take(y, valid_idx)
+    imbalanced = prepared is not None and is_imbalanced(y_train, classes)
+
+    history: list[EpochEnded] = []
+    messages: list[Message] = []
+
+    def record(event) -> None:
+        if isinstance(event, EpochEnded):
+            history.append(event)
+        elif isinstance(event, Message):
+            messages.append(event)
+        on_event(event)
+
+    on_event(RunStarted(plan=plan, device=device, n_train=len(train_idx), n_valid=len(valid_idx)))
+    if imbalanced:
+        record(Message("warning", "Classes are imbalanced: classes are weighted to count equally, and accuracy "
+                                  "misleads — read balanced accuracy and the precision-recall curve."))
+
+    def context(params, emit, started) -> FitContext:
+        return FitContext(X_train=X_train, y_train=y_train, X_valid=X_valid, y_valid=y_valid, task=plan.task,
+                          classes=classes, params=dict(params), seed=plan.seed, device=device, emit=emit,
+                          stop=stop, prepared=prepared, imbalanced=imbalanced, started=started,
+                          max_epochs=plan.max_epochs, time_budget=plan.time_budget)
+
+    baseline, baseline_seconds = None, 0.0
+    if plan.baseline and not stop.is_set():
+        t0 = time.perf_counter()
+        # The baseline's own curve would clutter the live chart: only its summary reaches the user.
+        base_params = {"log_target": plan.params.get("log_target", False)}
+        baseline = get_family(plan.baseline).fit(_baseline_context(context, base_params, t0))
+        baseline_seconds = time.perf_counter() - t0
+        record(Message("info", f"Baseline ({get_family(plan.baseline).label}) fitted in {baseline_seconds:.1f} s."))
+
+    t0 = time.perf_counter()
+    main = get_family(plan.model).fit(context(plan.params, record, t0))
+    fit_seconds = time.perf_counter() - t0
+    if main.cancelled:
+        record(Message("warning", "Training was stopped: the best model so far is kept."))
+    elif plan.time_budget is not None and fit_seconds > plan.time_budget:
+        record(Message("warning", f"The time budget of {plan.time_budget:g} s ran out: the best model so far is kept."))
+    return TrainResult(plan=plan, device=device, main=main, baseline=baseline, X_valid=X_valid, y_valid=y_valid,
+                       y_train=y_train, valid_index=np.asarray(valid_idx), n_train=len(train_idx), fit_seconds=fit_seconds,
+                       baseline_seconds=baseline_seconds, history=history, messages=messages)
+
+
+def _baseline_context(make, params, started) -> FitContext:
+    ctx = make(params, ignore, started)
+    ctx.max_epochs = None  # the user's epoch cap is for the main model
+    ctx.time_budget = None
+    return ctx

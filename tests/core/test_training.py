@@ -1,0 +1,125 @@
+"""core.training + core.models.tabular: events, stop flag, no leakage, reproducibility."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from core.events import EpochEnded, Message, RunStarted
+from core.models.tabular import ReportingHGBClassifier
+from core.planner import Overrides, plan
+from core.schema import prepare
+from core.training import fit, split_rows
+from tests.core.helpers import churn_like, regression_table, table
+
+
+@pytest.fixture(scope="module")
+def churn():
+    return prepare(table(churn_like()), target="churned")
+
+
+def record():
+    events = []
+    return events, events.append
+
+
+def test_event_order_and_curve(churn):
+    events, on_event = record()
+    result = fit(churn, plan(churn), on_event)
+    assert isinstance(events[0], RunStarted)
+    assert events[0].n_train + events[0].n_valid == len(churn.X)
+    epochs = [e for e in events if isinstance(e, EpochEnded)]
+    assert len(epochs) >= 2, "boosting must report rounds while it trains"
+    assert [e.epoch for e in epochs] == sorted(e.epoch for e in epochs)
+    assert all(np.isfinite(e.train_loss) and np.isfinite(e.valid_loss) for e in epochs)
+    assert epochs[-1].epoch == result.main.params["n_iter"]
+    assert result.baseline is not None and result.main.name == "HistGradientBoostingClassifier"
+
+
+def test_baseline_events_stay_off_the_curve(churn):
+    events, on_event = record()
+    fit(churn, plan(churn), on_event)
+    epochs = [e.epoch for e in events if isinstance(e, EpochEnded)]
+    assert epochs[0] == 1 and epochs.count(1) == 1  # the linear baseline's single point is not reported
+
+
+@pytest.mark.parametrize("model", ["hgb", "forest"])
+def test_stop_flag_keeps_a_usable_model(churn, model):
+    stop = threading.Event()
+
+    def on_event(event):
+        if isinstance(event, EpochEnded):
+            stop.set()  # the user clicks Stop as soon as the first point appears
+
+    result = fit(churn, plan(churn, Overrides(model=model, max_epochs=400)), on_event, stop)
+    assert result.main.cancelled
+    assert not result.main.stopped_early
+    proba = result.main.model.predict_proba(result.X_valid)
+    assert proba.shape == (len(result.X_valid), 2)
+    rounds = result.main.params.get("n_iter") or result.main.params.get("n_estimators")
+    assert rounds < 400
+
+
+def test_hook_runs_every_round():
+    """The live curve relies on scikit-learn calling _should_stop once per boosting round."""
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    y = (X[:, 0] > 0).astype(int)
+    calls = []
+    booster = ReportingHGBClassifier(max_iter=12, early_stopping=True, n_iter_no_change=100)
+    booster._reporter = lambda b: calls.append(len(b.validation_score_)) or False
+    booster.fit(X[:200], y[:200], X_val=X[200:], y_val=y[200:])
+    assert calls == list(range(1, 14))  # the score before any tree, then one per round
+
+
+def test_no_leakage_preprocessing_sees_training_rows_only(churn):
+    result = fit(churn, plan(churn, Overrides(model="linear")))
+    prep = result.main.model.named_steps["prep"]
+    imputer = prep.named_steps["encode"].named_transformers_["numeric"].named_steps["simpleimputer"]
+    train_rows = np.setdiff1d(np.arange(len(churn.X)), result.valid_index)
+    expected = np.nanmedian(churn.X.iloc[train_rows][["tenure", "charges"]].to_numpy(float), axis=0)
+    assert np.allclose(imputer.statistics_[:2], expected)
+    everything = np.nanmedian(churn.X[["tenure", "charges"]].to_numpy(float), axis=0)
+    assert not np.allclose(imputer.statistics_[:2], everything)
+
+
+def test_same_seed_same_scores(churn):
+    a = fit(churn, plan(churn, Overrides(seed=3)))
+    b = fit(churn, plan(churn, Overrides(seed=3)))
+    assert np.array_equal(a.valid_index, b.valid_index)
+    assert np.allclose(a.main.model.predict_proba(a.X_valid), b.main.model.predict_proba(b.X_valid))
+
+
+def test_stratified_split_keeps_every_class():
+    y = np.array(["a"] * 90 + ["b"] * 8 + ["c"] * 2)
+    train, valid = split_rows(y, "multiclass", 0.2, 0)
+    assert set(y[valid]) == {"a", "b", "c"} and set(y[train]) == {"a", "b", "c"}
+    assert len(np.intersect1d(train, valid)) == 0
+
+
+def test_imbalance_weights_and_warns():
+    data = prepare(table(churn_like(n=500, positive_share=0.08)), target="churned")
+    events, on_event = record()
+    result = fit(data, plan(data), on_event)
+    assert result.main.params["class_weight"] == "balanced"
+    assert any(isinstance(e, Message) and "accuracy" in e.text for e in events)
+
+
+def test_regression_and_log_target():
+    data = prepare(table(regression_table()), target="y")
+    result = fit(data, plan(data))
+    assert result.main.name == "HistGradientBoostingRegressor"
+    frame = regression_table()
+    frame["y"] = np.exp(frame["y"] / 2)  # positive, heavy tail
+    skewed = prepare(table(frame), target="y")
+    p = plan(skewed)
+    assert p.params.get("log_target") and any("logarithm" in r for r in p.reasons)
+    result = fit(skewed, p)
+    assert result.main.model.predict(result.X_valid).min() > 0  # back in original (positive) units
+    assert "log(target)" in result.main.name
+
+
+def test_time_budget_stops_and_keeps_model(churn):
+    events, on_event = record()
+    result = fit(churn, plan(churn, Overrides(model="forest", time_budget=0.0, max_epochs=300)), on_event)
+    assert result.main.params["n_estimators"] < 300
+    assert result.main.model.predict(result.X_valid).shape == (len(result.X_valid),)
