@@ -96,9 +96,10 @@ def _worker_main(inbox, outbox, stop, threads: int, preload: bool) -> None:
             outbox.put(("done", job_id, str(run_dir)))
         except TrainboardError as err:
             outbox.put(("failed", job_id, str(err)))
-        except BaseException as err:  # a bug: keep the worker alive, report in words + detail
-            detail = traceback.format_exc(limit=6)
-            outbox.put(("failed", job_id, f"Training failed unexpectedly ({type(err).__name__}: {err}).\n{detail}"))
+        except BaseException as err:  # a bug: keep the worker alive; words for the page, detail for the log
+            traceback.print_exc()
+            outbox.put(("failed", job_id, f"Training failed unexpectedly ({type(err).__name__}: {err}). "
+                                          "This is a bug in Trainboard, not in your data; the server log has details."))
 
 
 class _Worker:

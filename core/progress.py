@@ -1,0 +1,85 @@
+"""A job's event log summed up for display: where it is, the curves so far, what it said.
+
+Pure and cheap (one pass over the log), so a page can redraw it twice a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.events import EpochEnded, Event, Message, RunFinished, RunStarted, StepEnded
+from core.types import DeviceInfo, Plan
+
+
+@dataclass(frozen=True, eq=False)
+class Progress:
+    plan: Plan | None = None
+    device: DeviceInfo | None = None
+    n_train: int = 0
+    n_valid: int = 0
+    epochs: tuple[EpochEnded, ...] = ()
+    steps: np.ndarray = field(default_factory=lambda: np.empty(0))
+    step_losses: np.ndarray = field(default_factory=lambda: np.empty(0))
+    messages: tuple[Message, ...] = ()
+    finished: RunFinished | None = None
+    fraction: float = 0.0  # 0..1 of the planned maximum (training may stop earlier)
+
+    @property
+    def started(self) -> bool:
+        return self.plan is not None
+
+    @property
+    def last_epoch(self) -> EpochEnded | None:
+        return self.epochs[-1] if self.epochs else None
+
+    def status_line(self) -> str:
+        """One plain sentence about where training is."""
+        if self.finished is not None:
+            if self.finished.error:
+                return "Training failed."
+            return "Stopped by you — the best model so far was saved." if self.finished.cancelled else "Finished."
+        if not self.started:
+            return "Loading the data…"
+        last = self.last_epoch
+        if last is None:
+            return "Fitting the baseline, then the main model…"
+        of = f" of at most {last.max_epochs}" if last.max_epochs else ""
+        unit = "round" if self.plan and self.plan.model == "hgb" else "trees" if self.plan and \
+            self.plan.model == "forest" else "epoch"
+        return (f"{unit.capitalize()} {last.epoch}{of}: validation loss {last.valid_loss:.4f} "
+                f"({last.seconds:.0f} s so far).")
+
+
+def summarise(events: Sequence[Event]) -> Progress:
+    """Fold the events (in order) into a ``Progress``."""
+    plan = device = finished = None
+    n_train = n_valid = 0
+    epochs: list[EpochEnded] = []
+    messages: list[Message] = []
+    steps: list[int] = []
+    losses: list[float] = []
+    fraction = 0.0
+    for event in list(events):
+        if isinstance(event, RunStarted):
+            plan, device, n_train, n_valid = event.plan, event.device, event.n_train, event.n_valid
+        elif isinstance(event, EpochEnded):
+            epochs.append(event)
+            if event.max_epochs:
+                fraction = max(fraction, min(1.0, event.epoch / event.max_epochs))
+        elif isinstance(event, StepEnded):
+            steps.append(event.step)
+            losses.append(event.train_loss)
+            if event.total_steps:
+                fraction = max(fraction, min(1.0, event.step / event.total_steps))
+        elif isinstance(event, Message):
+            messages.append(event)
+        elif isinstance(event, RunFinished):
+            finished = event
+    if finished is not None and not finished.error:
+        fraction = 1.0
+    return Progress(plan=plan, device=device, n_train=n_train, n_valid=n_valid, epochs=tuple(epochs),
+                    steps=np.asarray(steps, dtype=float), step_losses=np.asarray(losses, dtype=float),
+                    messages=tuple(messages), finished=finished, fraction=fraction)

@@ -1,0 +1,135 @@
+"""Session state: the few keys every page shares, and the server-wide job manager.
+
+Keys (``st.session_state``):
+
+* ``dataset`` — ``LoadedData``: the data the user picked (name, server-side path, loaded data).
+* ``target`` — the chosen target column (tables).
+* ``roles`` — ``{column: role}`` the user changed by hand on the Data page.
+* ``job_id`` — this session's latest training job (its state lives in the job manager).
+* ``run_dir`` — the run opened on Evaluate / Predict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.runs import DEFAULT_RUNS_DIR
+from core.types import ImageData, TableData
+
+DATASET, TARGET, ROLES, JOB, RUN = "dataset", "target", "roles", "job_id", "run_dir"
+
+
+@dataclass
+class LoadedData:
+    """The dataset a session works on: what the user calls it, where the server keeps it."""
+
+    name: str
+    path: str  # a file, folder or zip on the server that a worker process can read
+    data: TableData | ImageData
+    sample: bool = False
+    fingerprint: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.data.kind
+
+
+@dataclass
+class SessionInfo:
+    """Per browser session: an owner id for its jobs and a private folder for its uploads."""
+
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    upload_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="trainboard-upload-")))
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("TRAINBOARD_RUNS", DEFAULT_RUNS_DIR))
+
+
+@st.cache_resource(show_spinner="Starting the training workers…")
+def job_manager() -> Any:
+    """One job manager per server process. ``TRAINBOARD_INLINE_JOBS=1`` runs jobs in the page's
+    own thread instead (page tests), behind the same interface."""
+    if os.environ.get("TRAINBOARD_INLINE_JOBS") == "1":
+        from core.jobs import InlineJobs
+
+        return InlineJobs()
+    from core.jobs import JobManager
+
+    grace = float(os.environ.get("TRAINBOARD_STOP_GRACE_S", 20))
+    cap = os.environ.get("TRAINBOARD_MAX_JOB_S")
+    return JobManager(grace_s=grace, max_seconds=float(cap) if cap else 3600.0)
+
+
+def _release_session(info: SessionInfo) -> None:
+    """When the browser session ends: cancel its jobs, delete its uploads."""
+    try:
+        job_manager().cancel_owner(info.owner)
+    finally:
+        shutil.rmtree(info.upload_dir, ignore_errors=True)
+
+
+@st.cache_resource(scope="session", on_release=_release_session, show_spinner=False)
+def session() -> SessionInfo:
+    return SessionInfo()
+
+
+def safe_name(name: str) -> str:
+    """A file name safe to write in the upload folder (no folders, no odd characters)."""
+    base = Path(name.replace("\\", "/")).name
+    return re.sub(r"[^A-Za-z0-9._ -]+", "_", base).strip(" .") or "upload"
+
+
+def save_upload(name: str, payload: bytes) -> Path:
+    """Write an uploaded file once into this session's private folder; the worker reads it there."""
+    digest = hashlib.sha256(payload).hexdigest()[:12]
+    folder = session().upload_dir / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe_name(name)
+    if not path.exists():
+        path.write_bytes(payload)
+    return path
+
+
+def loaded() -> LoadedData | None:
+    return st.session_state.get(DATASET)
+
+
+def set_dataset(data: LoadedData) -> None:
+    """Switch to new data: forget the old target, roles and the opened run."""
+    st.session_state[DATASET] = data
+    for key in (TARGET, ROLES):
+        st.session_state.pop(key, None)
+
+
+def current_job() -> Any:
+    job_id = st.session_state.get(JOB)
+    return job_manager().get(job_id) if job_id else None
+
+
+def prepared() -> Any:
+    """The current data made ready for training (target, roles, task), computed once per
+    (data, target, roles) and kept in the session. Raises ``core.errors.DataError``."""
+    from core.pipeline import prepare_data
+
+    data = loaded()
+    if data is None:
+        return None
+    target = st.session_state.get(TARGET)
+    roles = dict(st.session_state.get(ROLES) or {})
+    key = (data.fingerprint or data.path, target, tuple(sorted(roles.items())))
+    memo = st.session_state.get("_prepared")
+    if memo is None or memo[0] != key:
+        memo = (key, prepare_data(data.data, target, roles))
+        st.session_state["_prepared"] = memo
+    return memo[1]

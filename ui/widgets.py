@@ -1,0 +1,59 @@
+"""Small pieces every page uses: the sidebar summary, the device badge, the empty-state hint."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.types import DeviceInfo
+from ui import state
+
+BADGE_COLOURS = {"cuda": "green", "mps": "violet", "cpu": "gray"}
+
+
+def device_badge(device: DeviceInfo) -> None:
+    st.badge(device.badge, icon=":material/memory:", color=BADGE_COLOURS.get(device.type, "gray"))
+
+
+def need_data(what: str = "train a model") -> bool:
+    """On a page that needs data: say what to do when none is loaded. True when data is there."""
+    if state.loaded() is not None:
+        return True
+    st.info(f"No data loaded yet. Upload a file or pick a bundled sample on the Data page to {what}.")
+    st.page_link("pages/data.py", label="Go to the Data page", icon=":material/upload_file:")
+    return False
+
+
+def sidebar() -> None:
+    """Current dataset, target, device and the active job's state, on every page."""
+    with st.sidebar:
+        st.markdown("### Session")
+        data = state.loaded()
+        if data is None:
+            st.caption("No data loaded.")
+        else:
+            st.markdown(f"**Data:** {data.name}")
+            if data.kind == "tabular":
+                target = st.session_state.get(state.TARGET)
+                st.markdown(f"**Target:** {target or '—'}")
+            else:
+                st.markdown(f"**Images:** {len(data.data.labels):,} in {len(data.data.class_names)} classes")
+        _device()
+        job = state.current_job()
+        if job is not None:
+            words = {"queued": f"queued (position {job.position})", "running": "training…", "done": "finished",
+                     "failed": "failed", "cancelled": "stopped"}
+            st.markdown(f"**Job:** {words.get(job.state, job.state)}")
+            if job.state in ("queued", "running"):
+                st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:")
+
+
+@st.cache_resource(show_spinner=False)
+def _torch_device() -> DeviceInfo:
+    from core.device import pick_device
+
+    return pick_device()
+
+
+def _device() -> None:
+    st.markdown("**Device for neural networks:**")
+    device_badge(_torch_device())
