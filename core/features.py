@@ -106,6 +106,8 @@ def category_label(value) -> str:
     if isinstance(value, (float, np.floating)):
         return str(int(value)) if float(value).is_integer() else repr(float(value))
     text = str(value).strip()
+    if len(text) > 1 and text[0] == "0" and text[1].isdigit():
+        return text  # a code such as "007": its zeros matter
     try:
         number = float(text)
     except ValueError:
@@ -133,6 +135,31 @@ class DateParts(BaseEstimator, TransformerMixin):
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray([f"{c}_{p}" for c in self.columns_ for p in DATE_PARTS], dtype=object)
+
+
+class TextComponents(BaseEstimator, TransformerMixin):
+    """Free text → TF-IDF → a few dense components (trees can't use a sparse vocabulary well).
+    A small vocabulary is passed through dense as it is."""
+
+    def __init__(self, components: int = TEXT_TREE_COMPONENTS, seed: int = 0) -> None:
+        self.components = components
+        self.seed = seed
+
+    def fit(self, X, y=None) -> TextComponents:
+        self.tfidf_ = TfidfVectorizer(max_features=TEXT_MAX_FEATURES, sublinear_tf=True, min_df=2)
+        try:
+            words = self.tfidf_.fit_transform(X)
+        except ValueError:  # no word appears twice: fall back to every word
+            self.tfidf_ = TfidfVectorizer(max_features=TEXT_MAX_FEATURES, sublinear_tf=True)
+            words = self.tfidf_.fit_transform(X)
+        self.svd_ = None
+        if words.shape[1] > self.components:
+            self.svd_ = TruncatedSVD(n_components=self.components, random_state=self.seed).fit(words)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        words = self.tfidf_.transform(X)
+        return self.svd_.transform(words) if self.svd_ is not None else words.toarray()
 
 
 def _by_role(columns: Sequence[ColumnInfo], role: str) -> list[str]:
@@ -164,8 +191,7 @@ def dense_preprocessor(columns: Sequence[ColumnInfo]) -> Pipeline:
         parts.append(("datetime", dates, names))
     for name in _by_role(columns, "text"):
         # A scalar column name hands the vectorizer a 1-D column of strings, as it expects.
-        parts.append((f"text_{name}", TfidfVectorizer(max_features=TEXT_MAX_FEATURES, sublinear_tf=True,
-                                                      min_df=2, dtype=np.float32), name))
+        parts.append((f"text_{name}", TextComponents(components=TEXT_MAX_FEATURES), name))
     transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("cast", _caster(columns)), ("encode", transformer)])
 
@@ -197,9 +223,7 @@ def tree_preprocessor(columns: Sequence[ColumnInfo], task: Task, seed: int = 0) 
     if names := _by_role(columns, "datetime"):
         parts.append(("datetime", DateParts(), names))
     for name in _by_role(columns, "text"):
-        parts.append((f"text_{name}", make_pipeline(
-            TfidfVectorizer(max_features=TEXT_MAX_FEATURES, sublinear_tf=True, min_df=2),
-            TruncatedSVD(n_components=TEXT_TREE_COMPONENTS, random_state=seed)), name))
+        parts.append((f"text_{name}", TextComponents(seed=seed), name))
     categorical_idx = list(range(len(numeric), len(numeric) + len(low)))
     transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
     return Pipeline([("cast", _caster(columns)), ("encode", transformer)]), categorical_idx

@@ -165,3 +165,59 @@ def metric_comparison(metrics: Mapping[str, float | None], baseline: Mapping[str
                                  y=np.asarray([source.get(k) if source.get(k) is not None else np.nan for k in keys])))
     fig.update_layout(**_LAYOUT, barmode="group", title="Scores against the baselines (higher is better)")
     return fig
+
+
+def loss_curves_compared(histories: Mapping[str, Sequence[Any]]) -> go.Figure:
+    """Validation loss per epoch for several runs on one chart (Runs page comparison)."""
+    fig = go.Figure()
+    for label, history in histories.items():
+        if history:
+            h = _history_arrays(history)
+            epoch, valid = _thin(h["epoch"], h["valid_loss"])
+            fig.add_trace(go.Scatter(x=epoch, y=valid, mode="lines+markers" if len(epoch) < 60 else "lines", name=label))
+    fig.update_layout(**_LAYOUT, title="Validation loss while training (lower is better)",
+                      xaxis_title="epoch / boosting round / trees", yaxis_title="validation loss")
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=-0.2, xanchor="left", x=0),
+                      height=380 + 22 * len(histories))
+    return fig
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """C×H×W uint8 (C = 1 or 3) → H×W×3, as ``go.Image`` wants."""
+    hwc = np.asarray(image).transpose(1, 2, 0)
+    return np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
+
+
+def _unit(saliency: np.ndarray) -> np.ndarray:
+    """One saliency map scaled to 0..1 (channels folded by their largest magnitude)."""
+    s = np.abs(np.asarray(saliency, dtype=float))
+    if s.ndim == 3:
+        s = s.max(axis=0)
+    top = s.max()
+    return s / top if top > 0 else s
+
+
+def image_gallery(images: np.ndarray, titles: Sequence[str], saliency: np.ndarray | None = None,
+                  columns: int = 4) -> go.Figure:
+    """Images (uint8 N×C×H×W) in a titled grid; a saliency map, when given, tints in red the
+    pixels that moved the prediction most."""
+    from plotly.subplots import make_subplots
+
+    n = len(images)
+    cols = max(1, min(columns, n))
+    rows = max(1, -(-n // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.03,
+                        vertical_spacing=0.12 / rows)
+    tint = [[0.0, "rgba(255,0,0,0)"], [0.25, "rgba(255,0,0,0.1)"], [1.0, "rgba(255,0,0,0.75)"]]
+    for i in range(n):
+        row, col = divmod(i, cols)
+        fig.add_trace(go.Image(z=_rgb(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
+        if saliency is not None:
+            fig.add_trace(go.Heatmap(z=_unit(saliency[i]), colorscale=tint, zmin=0, zmax=1, showscale=False,
+                                     hoverinfo="skip"), row=row + 1, col=col + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), height=60 + 230 * rows,
+                      showlegend=False)
+    return fig

@@ -1,0 +1,119 @@
+"""core.evaluation and core.runs: metrics, curves, manifest contract, rebuild without retraining."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.evaluation import (
+    class_probabilities,
+    classification_metrics,
+    compare_to_baseline,
+    report_from_run,
+    worst_errors,
+)
+from core.pipeline import JobSpec, run_job
+from core.planner import Overrides
+from core.runs import list_runs, load_manifest, load_model, resolve_run
+from tests.core.helpers import churn_like, regression_table
+
+MANIFEST_KEYS = {"schema_version", "run_id", "created", "data", "task", "model", "device", "split", "metrics",
+                 "baseline", "history", "confusion_matrix", "feature_importance", "timings", "stopped_early",
+                 "cancelled", "versions"}
+
+
+@pytest.fixture(scope="module")
+def churn_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval")
+    path = folder / "churn.csv"
+    churn_like(n=400).to_csv(path, index=False)
+    run_dir = run_job(JobSpec(source=str(path), target="churned", runs_dir=str(folder / "runs")))
+    return run_dir, folder / "runs"
+
+
+def test_manifest_has_every_contract_key(churn_run):
+    manifest = load_manifest(churn_run[0])
+    assert MANIFEST_KEYS <= set(manifest)
+    assert manifest["schema_version"] == 1 and manifest["task"] == "binary"
+    assert manifest["data"]["classes"] == ["no", "yes"] and manifest["data"]["target"] == "churned"
+    assert {"name": "customer_id", "why": manifest["data"]["dropped_columns"][0]["why"]} in \
+        manifest["data"]["dropped_columns"]
+    assert manifest["model"]["key"] == "hgb" and manifest["model"]["params"]["n_iter"] >= 1
+    assert manifest["baseline"]["key"] == "linear" and "roc_auc" in manifest["baseline"]["metrics"]
+    assert set(manifest["metrics"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc",
+                                        "average_precision", "log_loss"}
+    assert sum(map(sum, manifest["confusion_matrix"]["matrix"])) == manifest["split"]["n_valid"]
+    assert {i["feature"] for i in manifest["feature_importance"]} == {"tenure", "charges", "contract", "region",
+                                                                     "signup"}
+    json.dumps(manifest, allow_nan=False)  # strict JSON: no NaN sneaks in
+
+
+def test_report_rebuilds_from_the_folder_alone(churn_run):
+    run_dir, _ = churn_run
+    report = report_from_run(run_dir)
+    manifest = load_manifest(run_dir)
+    assert report.confusion.matrix.tolist() == manifest["confusion_matrix"]["matrix"]
+    assert len(report.pr_curves) == 1 and report.pr_curves[0].label == "yes"
+    assert report.roc_curves[0].area == pytest.approx(manifest["metrics"]["roc_auc"], abs=1e-9)
+    assert report.importances[0].importance >= report.importances[-1].importance
+    assert "baseline" in compare_to_baseline(report) or "guessing" in compare_to_baseline(report)
+    assert not report.worst.empty and (report.worst["true"] != report.worst["predicted"]).all()
+    assert any(c.startswith("input: ") for c in report.worst.columns)
+
+
+def test_model_round_trip_predicts_the_same(churn_run):
+    run_dir, runs = churn_run
+    model, manifest = load_model(run_dir, runs)
+    frame = churn_like(n=400)
+    report = report_from_run(run_dir)
+    rows = report.predictions["row"].to_numpy() - 1
+    proba = class_probabilities(model, frame.iloc[rows], tuple(manifest["data"]["classes"]))
+    assert np.allclose(proba[:, 1], report.predictions["proba: yes"].to_numpy())
+
+
+def test_models_load_only_from_the_runs_folder(churn_run, tmp_path):
+    run_dir, runs = churn_run
+    from core.errors import RunError
+
+    with pytest.raises(RunError, match="Only runs saved by this app"):
+        resolve_run(run_dir, tmp_path)
+    assert [r.path for r in list_runs(runs)] == [run_dir]
+
+
+def test_regression_run(tmp_path):
+    path = tmp_path / "reg.csv"
+    regression_table().to_csv(path, index=False)
+    run_dir = run_job(JobSpec(source=str(path), target="y", runs_dir=str(tmp_path), overrides=Overrides(seed=1)))
+    manifest = load_manifest(run_dir)
+    assert manifest["task"] == "regression" and manifest["confusion_matrix"] is None
+    assert manifest["metrics"]["r2"] > 0.8
+    assert manifest["metrics"]["r2"] > manifest["baseline"]["dummy_metrics"]["r2"]
+    report = report_from_run(run_dir)
+    assert "residual" in report.predictions and report.confusion is None and not report.pr_curves
+
+
+def test_metrics_known_values():
+    classes = ("a", "b")
+    y = np.array(["a", "a", "b", "b"])
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+    m = classification_metrics(y, proba, classes)
+    assert m["accuracy"] == 0.75 and m["roc_auc"] == 0.75
+    assert m["balanced_accuracy"] == 0.75
+
+
+def test_class_order_follows_classes_not_sklearn_sorting():
+    class Model:
+        classes_ = np.array(["10", "2"])  # sklearn sorts strings: "10" < "2"
+
+        def predict_proba(self, X):
+            return np.array([[0.2, 0.8]])
+
+    assert class_probabilities(Model(), None, ("2", "10")).tolist() == [[0.8, 0.2]]
+
+
+def test_worst_errors_confidently_wrong_first():
+    frame = pd.DataFrame({"row": [1, 2, 3], "true": ["a", "a", "b"], "predicted": ["b", "b", "b"],
+                          "proba: a": [0.4, 0.1, 0.2], "proba: b": [0.6, 0.9, 0.8]})
+    worst = worst_errors(frame, "binary")
+    assert worst["row"].tolist() == [2, 1]

@@ -1,0 +1,43 @@
+"""core.features: casting and encoding inside the pipeline, the same at fit and predict time."""
+
+import numpy as np
+import pandas as pd
+
+from core.features import ColumnCaster, DateParts, category_label, dense_preprocessor, tree_preprocessor
+from core.types import ColumnInfo
+
+
+def col(name, role, n_unique=3):
+    return ColumnInfo(name=name, role=role, reason="", dtype="", n_unique=n_unique, n_missing=0)
+
+
+def test_category_labels_are_canonical():
+    assert {category_label(v) for v in (1, 1.0, "1", " 1", np.int64(1))} == {"1"}
+    assert category_label(2.5) == "2.5" and category_label("abc") == "abc" and category_label(True) == "True"
+    assert category_label("007") == "007"  # codes with leading zeros are not numbers
+
+
+def test_caster_turns_messy_columns_into_model_types():
+    frame = pd.DataFrame({"n": ["1", "x", "3.5"], "c": [1, "1", None], "d": ["2024-01-05", "bad", None]})
+    out = ColumnCaster({"n": "numeric", "c": "categorical", "d": "datetime"}).fit(frame).transform(frame)
+    assert out["n"].tolist()[0] == 1.0 and np.isnan(out["n"].tolist()[1])
+    assert out["c"].tolist()[:2] == ["1", "1"] and pd.isna(out["c"].tolist()[2])
+    assert out["d"].iloc[0] == pd.Timestamp("2024-01-05") and pd.isna(out["d"].iloc[1])
+
+
+def test_unseen_and_missing_values_at_predict_time():
+    columns = (col("n", "numeric"), col("c", "categorical"), col("d", "datetime"), col("t", "text"))
+    train = pd.DataFrame({"n": [1.0, 2.0, None, 4.0], "c": ["a", "b", "a", None],
+                          "d": ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"],
+                          "t": ["good fast service", "bad slow service", "good food", "slow food"]})
+    new = pd.DataFrame({"n": [None], "c": ["never seen"], "d": [None], "t": [None]})
+    dense = dense_preprocessor(columns).fit(train)
+    assert np.isfinite(dense.transform(new)).all()
+    tree, categorical = tree_preprocessor(columns, "binary")
+    tree.fit(train, ["x", "y", "x", "y"])
+    assert tree.transform(new).shape[0] == 1 and categorical == [1]
+
+
+def test_date_parts():
+    parts = DateParts().fit(pd.DataFrame({"d": ["2024-03-15"]})).transform(pd.DataFrame({"d": ["2024-03-15"]}))
+    assert parts.tolist() == [[2024, 3, 15, 4, 75]]  # Friday, day 75 of a leap year
