@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import TextIO
 
 from core.errors import TrainboardError
-from core.events import EpochEnded, Event, Message, RunFinished, RunStarted, StepEnded
+from core.events import (
+    CandidateSkipped,
+    EpochEnded,
+    Event,
+    FoldEnded,
+    Message,
+    RunFinished,
+    RunStarted,
+    StepEnded,
+)
 from core.models import REGISTRY
 from core.planner import Overrides
 from core.runs import DEFAULT_RUNS_DIR
@@ -46,6 +55,11 @@ class PrintSink:
             return f"{event.level}: {event.text}"
         if isinstance(event, RunFinished) and event.run:
             return f"saved {event.run}" + (" (stopped by you)" if event.cancelled else "")
+        if isinstance(event, FoldEnded):
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in event.scores.items() if v is not None)
+            return f"{event.model} fold {event.fold}/{event.n_folds}: {shown} ({event.fit_seconds:.1f} s)"
+        if isinstance(event, CandidateSkipped):
+            return f"{event.model}: {event.why}"
         if isinstance(event, StepEnded):
             return None
         return None
@@ -69,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir")
     predict.add_argument("path")
     predict.add_argument("--out", default="predictions.csv")
+
+    comp = sub.add_parser("compare", help="compare candidate models on the same folds")
+    comp.add_argument("path")
+    comp.add_argument("--target")
+    comp.add_argument("--folds", type=int, help="k for k-fold (default: 5, or 3 from 50k rows, 1 = holdout)")
+    comp.add_argument("--time-budget", type=float, default=60.0, help="seconds for the whole comparison")
+    comp.add_argument("--seed", type=int, default=0)
+    comp.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR))
 
     show = sub.add_parser("show", help="print a saved run's manifest summary")
     show.add_argument("run_dir")
@@ -107,6 +129,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core.compare import load_comparison
+    from core.pipeline import JobSpec, run_job
+
+    if not Path(args.path).exists():
+        raise TrainboardError(f"There is no file or folder '{args.path}'. Check the path.")
+    if args.folds is not None and args.folds < 1:
+        raise TrainboardError("--folds must be at least 1 (1 means one holdout split).")
+    spec = JobSpec(source=args.path, name=Path(args.path).name, target=args.target, mode="compare",
+                   folds=args.folds, overrides=Overrides(seed=args.seed, time_budget=args.time_budget),
+                   runs_dir=args.runs_dir)
+    result = load_comparison(run_job(spec, PrintSink()))
+    print(json.dumps({"leaderboard": [{k: e[k] for k in ("model", "metric", "mean", "std", "fit_s", "scores")}
+                                      for e in result["leaderboard"] if e["mean"] is not None],
+                      "best": result["best"]}))
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from core.runs import load_manifest, resolve_run
 
@@ -119,7 +159,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "show": cmd_show}
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "predict": cmd_predict, "show": cmd_show}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

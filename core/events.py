@@ -55,7 +55,26 @@ class RunFinished:
     cancelled: bool = False
 
 
-Event = RunStarted | StepEnded | EpochEnded | Message | RunFinished
+@dataclass(frozen=True)
+class FoldEnded:
+    """One candidate scored on one fold of a model comparison (``core.compare``)."""
+
+    model: str
+    fold: int
+    n_folds: int
+    scores: dict[str, float | None]
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
+class CandidateSkipped:
+    """A comparison candidate left out, with the reason in plain words."""
+
+    model: str
+    why: str
+
+
+Event = RunStarted | StepEnded | EpochEnded | Message | RunFinished | FoldEnded | CandidateSkipped
 Callback = Callable[[Event], None]
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from core.errors import TrainboardError
 from core.evaluation import evaluate
@@ -35,6 +35,8 @@ class JobSpec:
     roles: Mapping[str, str] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
     runs_dir: str = str(DEFAULT_RUNS_DIR)
+    mode: Literal["train", "compare"] = "train"
+    folds: int | None = None  # compare only: None lets the data size decide
 
     @property
     def display_name(self) -> str:
@@ -73,7 +75,7 @@ def run_job(spec: JobSpec, on_event: Callback = ignore, stop: StopFlag | None = 
     user errors (``TrainboardError``) are reported in it and then raised."""
     stop = stop or NeverStop()
     try:
-        run_dir = _run(spec, on_event, stop)
+        run_dir = (_compare if spec.mode == "compare" else _run)(spec, on_event, stop)
     except TrainboardError as err:
         on_event(RunFinished(error=str(err)))
         raise
@@ -104,6 +106,23 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     on_event(RunFinished(run=str(run_dir), stopped_early=result.main.stopped_early,
                          cancelled=result.main.cancelled))
     return run_dir
+
+
+def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
+    from core.compare import DEFAULT_BUDGET_S, compare, save_comparison
+
+    data = load_dataset(spec.source, spec.display_name)
+    prepared = prepare_data(data, spec.target, spec.roles)
+    if isinstance(prepared, ImageData):
+        from core.errors import PlanError
+
+        raise PlanError("Model comparison is for tables; images always use the CNN.")
+    budget = spec.overrides.time_budget or DEFAULT_BUDGET_S
+    result = compare(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
+                     on_event=on_event, stop=stop)
+    path = save_comparison(spec.runs_dir, result, spec.display_name)
+    on_event(RunFinished(run=str(path), cancelled=stop.is_set()))
+    return path
 
 
 def _valid_names(prepared: Prepared | ImageData, result: Any) -> list[str] | None:

@@ -31,6 +31,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from core.device import cpu_threads
 from core.events import Message
@@ -38,6 +39,9 @@ from core.features import dense_preprocessor, tree_preprocessor
 from core.models.base import EarlyStopping, FitContext, Fitted, ModelFamily, epoch_event
 
 MODEL_FILE = "model.joblib"
+#: Below this many rows boosting runs on one thread: each round is too short for OpenMP's thread
+#: start-up to pay off, and on a busy machine its spin-waits make small fits several times slower.
+SMALL_FOR_THREADS = 20_000
 
 
 class LogTargetRegressor(RegressorMixin, BaseEstimator):
@@ -213,7 +217,8 @@ class HGBFamily(SklearnFamily):
         reporter = _RoundReporter(ctx, max_rounds)
         booster._reporter = reporter
         try:
-            booster.fit(Xt, _target(ctx, ctx.y_train), X_val=Xv, y_val=_target(ctx, ctx.y_valid))
+            with threadpool_limits(limits=1 if len(Xt) < SMALL_FOR_THREADS else None, user_api="openmp"):
+                booster.fit(Xt, _target(ctx, ctx.y_train), X_val=Xv, y_val=_target(ctx, ctx.y_valid))
         finally:
             booster._reporter = None
         reporter.emit(booster)  # the last round always reaches the curve

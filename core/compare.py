@@ -1,0 +1,219 @@
+"""A fair comparison of candidate models on the same folds, within a time budget (issue 5).
+
+Every candidate sees identical folds. Within each fold, models that stop early (boosting, the
+MLP, the forest) stop on a slice of the *training* part, so the fold's held-out rows score each
+candidate without having chosen anything. Candidates run cheap to expensive; one whose next
+fold would overrun the budget is skipped, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from core.evaluation import MAIN_METRIC, baseline_predictions, class_probabilities, metrics_for
+from core.events import Callback, CandidateSkipped, FoldEnded, Message, NeverStop, StopFlag, ignore
+from core.models import get_family
+from core.models.base import FitContext
+from core.planner import SMALL_TABLE, SMALL_TABLE_HGB, is_imbalanced
+from core.training import device_for, split_rows
+from core.types import Prepared
+
+#: Cheap to expensive; also the order of simplicity for the one-standard-error rule.
+CANDIDATES = ("dummy", "linear", "hgb", "forest", "mlp")
+LABELS = {"dummy": "Most frequent class / mean (no skill)"}
+DEFAULT_BUDGET_S = 60.0
+FOLD_METRICS = {"binary": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
+                "multiclass": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
+                "regression": ("r2", "mae", "rmse")}
+
+
+@dataclass
+class Entry:
+    """One candidate's line on the leaderboard."""
+
+    model: str
+    metric: str
+    scores: dict[str, list[float | None]] = field(default_factory=dict)
+    fit_s: list[float] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.asarray([v for v in self.scores.get(self.metric, []) if v is not None], dtype=float)
+
+    @property
+    def mean(self) -> float | None:
+        return float(self.values.mean()) if self.values.size else None
+
+    @property
+    def std(self) -> float | None:
+        return float(self.values.std(ddof=1)) if self.values.size > 1 else (0.0 if self.values.size else None)
+
+    @property
+    def complete(self) -> bool:
+        return self.skipped is None and bool(self.fit_s)
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "metric": self.metric, "mean": self.mean, "std": self.std,
+                "fit_s": float(np.mean(self.fit_s)) if self.fit_s else None, "scores": self.scores,
+                "skipped": self.skipped}
+
+
+@dataclass
+class Comparison:
+    metric: str
+    folds: str  # how the rows were split, in words
+    entries: list[Entry]
+    best: str | None
+    reasons: tuple[str, ...]
+
+    def leaderboard(self) -> list[Entry]:
+        """Scored candidates best first, then the skipped ones."""
+        scored = sorted((e for e in self.entries if e.mean is not None), key=lambda e: -e.mean)
+        return scored + [e for e in self.entries if e.mean is None]
+
+    def as_dict(self) -> dict:
+        return {"leaderboard": [e.as_dict() for e in self.leaderboard()], "best": self.best,
+                "metric": self.metric, "folds": self.folds, "reasons": list(self.reasons)}
+
+
+def choose_folds(y, task: str, n_folds: int | None, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """The same folds for every candidate: stratified k-fold (5, or 3 from 50k rows), or one
+    holdout from 500k rows — with the reason in words."""
+    n = len(y)
+    if n_folds is None:
+        n_folds = 1 if n >= 500_000 else 3 if n >= 50_000 else 5
+    if n_folds == 1:
+        train, valid = split_rows(np.asarray(y), task, 0.2, seed)
+        return [(train, valid)], f"one 80/20 holdout split ({n:,} rows are plenty, and k folds would cost k× the time)"
+    if task == "regression":
+        splitter = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        words = f"{n_folds}-fold cross-validation"
+    else:
+        smallest = int(np.min(np.unique(np.asarray(y), return_counts=True)[1]))
+        n_folds = max(2, min(n_folds, smallest))
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        words = f"{n_folds}-fold stratified cross-validation (every class keeps its share in each fold)"
+    folds = list(splitter.split(np.zeros(n), np.asarray(y) if task != "regression" else None))
+    return folds, words + f" on {n:,} rows"
+
+
+def compare(data: Prepared, candidates: tuple[str, ...] = CANDIDATES, n_folds: int | None = None,
+            time_budget: float = DEFAULT_BUDGET_S, seed: int = 0, on_event: Callback = ignore,
+            stop: StopFlag | None = None) -> Comparison:
+    """Score every candidate on identical folds and pick one (simplest within one standard error)."""
+    stop = stop or NeverStop()
+    task, metric = data.task, MAIN_METRIC[data.task]
+    folds, fold_words = choose_folds(data.y, task, n_folds, seed)
+    entries = [Entry(model=c, metric=metric) for c in candidates]
+    started = time.perf_counter()
+    previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
+    on_event(Message("info", f"Comparing {len(candidates)} candidates with {fold_words}, "
+                             f"within {time_budget:g} s."))
+    for entry in entries:
+        for k, (train, valid) in enumerate(folds, start=1):
+            if stop.is_set():
+                entry.skipped = "stopped by you"
+                break
+            elapsed = time.perf_counter() - started
+            per_fold = float(np.mean(entry.fit_s)) if entry.fit_s else previous_fold_s
+            if entry.model != "dummy" and elapsed + per_fold > time_budget:
+                entry.skipped = (f"skipped: the {time_budget:g} s budget would run out"
+                                 + (f" (one fold takes about {per_fold:.1f} s)" if per_fold else ""))
+                break
+            t0 = time.perf_counter()
+            scores = _score_fold(entry.model, data, train, valid, seed, stop)
+            seconds = time.perf_counter() - t0
+            entry.fit_s.append(seconds)
+            for name in FOLD_METRICS[task]:
+                entry.scores.setdefault(name, []).append(scores.get(name))
+            on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), scores=scores, fit_seconds=seconds))
+        if entry.fit_s:
+            previous_fold_s = float(np.mean(entry.fit_s))
+        if entry.skipped:
+            entry.scores, entry.fit_s = ({}, []) if len(entry.fit_s) < len(folds) else (entry.scores, entry.fit_s)
+            on_event(CandidateSkipped(model=entry.model, why=entry.skipped))
+    best, reasons = pick(entries, metric, len(folds))
+    return Comparison(metric=metric, folds=fold_words, entries=entries, best=best, reasons=reasons)
+
+
+def pick(entries: list[Entry], metric: str, n_folds: int) -> tuple[str | None, tuple[str, ...]]:
+    """The best real model, preferring the simpler one when it is within one standard error."""
+    real = [e for e in entries if e.model != "dummy" and e.complete and e.mean is not None]
+    if not real:
+        return None, ("No candidate finished within the budget: raise the time budget.",)
+    top = max(real, key=lambda e: e.mean)
+    se = (top.std or 0.0) / math.sqrt(max(n_folds, 1))
+    order = {m: i for i, m in enumerate(CANDIDATES)}
+    close = [e for e in real if e.mean >= top.mean - se]
+    chosen = min(close, key=lambda e: order.get(e.model, len(order)))
+    name = _label(chosen.model)
+    reasons = [f"{_label(top.model)} scored best: {metric} {top.mean:.3f} ± {top.std or 0:.3f} over the folds."]
+    if chosen is not top:
+        reasons.append(f"{name} scored {chosen.mean:.3f}, within one standard error ({se:.3f}) of the best, and "
+                       "is simpler, so it is preferred: a difference that small is within the noise of the folds.")
+    dummy = next((e for e in entries if e.model == "dummy" and e.mean is not None), None)
+    if dummy is not None and chosen.mean - dummy.mean < max(se, 0.01):
+        reasons.append("Warning: no model clearly beats guessing — the columns may not predict the target.")
+    return chosen.model, tuple(reasons)
+
+
+def _label(model: str) -> str:
+    return LABELS.get(model) or get_family(model).label
+
+
+def _score_fold(model: str, data: Prepared, train: np.ndarray, valid: np.ndarray, seed: int,
+                stop: StopFlag) -> dict[str, float | None]:
+    X, y, task, classes = data.X, data.y, data.task, data.classes
+    y_valid = y.iloc[valid]
+    if model == "dummy":
+        prediction = baseline_predictions(task, y.iloc[train].to_numpy(dtype=object if task != "regression"
+                                                                        else float), len(valid), classes)
+        return _fold_scores(task, classes, y_valid, prediction)
+    # Early stopping looks at a slice of the training part only: the fold's rows stay unseen.
+    inner_train, inner_valid = split_rows(y.iloc[train].to_numpy(), task, 0.1, seed)
+    fit_rows, stop_rows = train[inner_train], train[inner_valid]
+    params = dict(SMALL_TABLE_HGB) if model == "hgb" and len(train) < SMALL_TABLE else {}
+    ctx = FitContext(X_train=X.iloc[fit_rows], y_train=y.iloc[fit_rows], X_valid=X.iloc[stop_rows],
+                     y_valid=y.iloc[stop_rows], task=task, classes=classes, params=params, seed=seed,
+                     device=device_for(model), emit=ignore, stop=stop, prepared=data,
+                     imbalanced=is_imbalanced(y.iloc[fit_rows], classes))
+    fitted = get_family(model).fit(ctx).model
+    if task == "regression":
+        prediction = np.asarray(fitted.predict(X.iloc[valid]), dtype=float)
+    else:
+        prediction = class_probabilities(fitted, X.iloc[valid], classes)
+    return _fold_scores(task, classes, y_valid, prediction)
+
+
+def _fold_scores(task, classes, y_valid, prediction) -> dict[str, float | None]:
+    scores = metrics_for(task, classes, y_valid, prediction)
+    return {k: scores.get(k) for k in FOLD_METRICS[task]}
+
+
+COMPARISONS_DIR = ".comparisons"  # hidden: the run history lists only trained runs
+
+
+def save_comparison(runs_dir, comparison: Comparison, source: str) -> Path:
+    """Write the leaderboard as JSON beside the runs; returns its path."""
+    from datetime import UTC, datetime
+
+    from core.runs import _jsonable, _slug
+
+    folder = Path(runs_dir) / COMPARISONS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{_slug(source)}.json"
+    payload = dict(comparison.as_dict(), source=source, created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    path.write_text(json.dumps(_jsonable(payload), indent=2))
+    return path
+
+
+def load_comparison(path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,72 @@
+"""core.compare: identical folds for all, the budget honoured, the leaderboard ordered, the pick."""
+
+import numpy as np
+import pytest
+
+from core.compare import Entry, choose_folds, compare, pick
+from core.events import CandidateSkipped, FoldEnded
+from core.schema import prepare
+from tests.core.helpers import churn_like, regression_table, table
+
+
+@pytest.fixture(scope="module")
+def churn():
+    return prepare(table(churn_like(n=300)), target="churned")
+
+
+def test_every_candidate_sees_identical_folds(churn, monkeypatch):
+    seen = {}
+    import core.compare as cmp
+
+    real = cmp._score_fold
+
+    def spy(model, data, train, valid, seed, stop):
+        seen.setdefault(model, []).append((tuple(train), tuple(valid)))
+        return real(model, data, train, valid, seed, stop)
+
+    monkeypatch.setattr(cmp, "_score_fold", spy)
+    events = []
+    result = compare(churn, candidates=("dummy", "linear", "forest"), n_folds=3, time_budget=300,
+                     on_event=events.append)
+    assert seen["dummy"] == seen["linear"] == seen["forest"] and len(seen["linear"]) == 3
+    assert sum(isinstance(e, FoldEnded) for e in events) == 9
+    board = result.leaderboard()
+    assert [e.mean for e in board] == sorted((e.mean for e in board), reverse=True)
+    assert board[-1].model == "dummy" and board[-1].mean == pytest.approx(0.5)
+    assert result.best in ("linear", "forest")
+
+
+def test_budget_skips_what_would_not_finish(churn):
+    events = []
+    result = compare(churn, candidates=("dummy", "linear", "hgb"), n_folds=3, time_budget=0.0,
+                     on_event=events.append)
+    skipped = {e.model for e in events if isinstance(e, CandidateSkipped)}
+    assert skipped == {"linear", "hgb"} and result.best is None
+    assert "budget" in next(e for e in result.entries if e.model == "hgb").skipped
+    assert any("raise the time budget" in r for r in result.reasons)
+
+
+def test_simpler_model_within_one_standard_error_wins():
+    def entry(model, values):
+        return Entry(model=model, metric="roc_auc", scores={"roc_auc": values}, fit_s=[0.1] * len(values))
+
+    close = [entry("linear", [0.90, 0.91, 0.89]), entry("hgb", [0.905, 0.92, 0.89])]  # se 0.0087
+    best, reasons = pick(close, "roc_auc", 3)
+    assert best == "linear" and any("within one standard error" in r for r in reasons)
+    far = [entry("linear", [0.80, 0.81, 0.79]), entry("hgb", [0.91, 0.92, 0.90])]
+    assert pick(far, "roc_auc", 3)[0] == "hgb"
+
+
+def test_fold_choice_by_size():
+    y = np.array(["a", "b"] * 100)
+    folds, words = choose_folds(y, "binary", None, 0)
+    assert len(folds) == 5 and "stratified" in words
+    big, words = choose_folds(np.zeros(600_000), "regression", None, 0)
+    assert len(big) == 1 and "holdout" in words
+
+
+def test_regression_compare():
+    data = prepare(table(regression_table(n=200)), target="y")
+    result = compare(data, candidates=("dummy", "linear"), n_folds=3, time_budget=300)
+    assert result.metric == "r2" and result.best == "linear"
+    assert set(result.as_dict()["leaderboard"][0]["scores"]) == {"r2", "mae", "rmse"}
