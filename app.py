@@ -9,17 +9,25 @@ import streamlit as st
 
 from ui import state, widgets
 
-st.set_page_config(page_title="Trainboard", page_icon=":material/model_training:", layout="wide")
-
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
-    st.Page("pages/predict.py", title="Predict", icon=":material/online_prediction:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+    ("pages/data.py", "Data", ":material/upload_file:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+    ("pages/evaluate.py", "Evaluate", ":material/query_stats:"),
+    ("pages/predict.py", "Predict", ":material/online_prediction:"),
+    ("pages/runs.py", "Runs", ":material/history:"),
 ]
 
-page = st.navigation(PAGES)
-state.session()  # registers this browser session, so its jobs end with it
-widgets.sidebar()
-page.run()
+
+def main() -> None:
+    st.set_page_config(page_title="Trainboard", page_icon=":material/model_training:", layout="wide")
+    pages = [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
+    page = st.navigation(pages)
+    state.session()  # registers this browser session, so its jobs end with it
+    widgets.sidebar()
+    page.run()
+
+
+# Streamlit runs this file as ``__main__``. Training worker processes are spawned, and spawning
+# re-imports the main script as ``__mp_main__``: there it must draw nothing.
+if __name__ == "__main__":
+    main()

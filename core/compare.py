@@ -134,7 +134,8 @@ def compare(data: Prepared, candidates: tuple[str, ...] = CANDIDATES, n_folds: i
             entry.fit_s.append(seconds)
             for name in FOLD_METRICS[task]:
                 entry.scores.setdefault(name, []).append(scores.get(name))
-            on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), scores=scores, fit_seconds=seconds))
+            on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), metric=metric, scores=scores,
+                               fit_seconds=seconds))
         if entry.fit_s:
             previous_fold_s = float(np.mean(entry.fit_s))
         if entry.skipped:
@@ -163,6 +164,11 @@ def pick(entries: list[Entry], metric: str, n_folds: int) -> tuple[str | None, t
     if dummy is not None and chosen.mean - dummy.mean < max(se, 0.01):
         reasons.append("Warning: no model clearly beats guessing — the columns may not predict the target.")
     return chosen.model, tuple(reasons)
+
+
+def label(model: str) -> str:
+    """A candidate's plain name."""
+    return _label(model)
 
 
 def _label(model: str) -> str:
@@ -217,3 +223,27 @@ def save_comparison(runs_dir, comparison: Comparison, source: str) -> Path:
 
 def load_comparison(path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+
+def leaderboard_rows(events) -> list[dict]:
+    """A live leaderboard from a comparison job's events so far: one row per candidate, best
+    first (mean ± std of the main metric over the folds done, mean fit seconds)."""
+    folds: dict[str, list[FoldEnded]] = {}
+    skipped: dict[str, str] = {}
+    for event in list(events):
+        if isinstance(event, FoldEnded):
+            folds.setdefault(event.model, []).append(event)
+        elif isinstance(event, CandidateSkipped):
+            skipped[event.model] = event.why
+    rows = []
+    for model in dict.fromkeys([*folds, *skipped]):
+        done = folds.get(model, [])
+        values = np.asarray([v for f in done if (v := f.scores.get(f.metric)) is not None], dtype=float)
+        rows.append({"model": _label(model), "key": model, "metric": done[0].metric if done else None,
+                     "mean": float(values.mean()) if values.size else None,
+                     "std": float(values.std(ddof=1)) if values.size > 1 else None,
+                     "folds": f"{len(done)}/{done[0].n_folds}" if done else "0",
+                     "fit_s": float(np.mean([f.fit_seconds for f in done])) if done else None,
+                     "note": skipped.get(model, "")})
+    return sorted(rows, key=lambda r: (r["mean"] is None, -(r["mean"] or 0.0)))

@@ -62,6 +62,7 @@ class FoldEnded:
     model: str
     fold: int
     n_folds: int
+    metric: str  # the headline metric among ``scores``
     scores: dict[str, float | None]
     fit_seconds: float
 

@@ -9,6 +9,7 @@ from core.pipeline import JobSpec, make_plan
 from core.planner import Overrides
 from core.runs import load_manifest
 from ui import state
+from ui.compare_view import compare_section
 from ui.live import job_panel
 from ui.widgets import need_data
 
@@ -59,6 +60,12 @@ if st.button("Start training", type="primary", disabled=busy, icon=":material/pl
                    runs_dir=str(state.runs_dir()))
     st.session_state[state.JOB] = state.job_manager().submit(spec, owner=state.session().owner)
     st.rerun()
+
+if kind == "tabular":
+    with st.expander("Compare models first", icon=":material/leaderboard:"):
+        compare_section(dict(source=data.path, name=data.name, target=st.session_state.get(state.TARGET),
+                             roles=dict(st.session_state.get(state.ROLES) or {}), runs_dir=str(state.runs_dir())),
+                        seed=int(seed), busy=busy)
 
 if job is not None:
     st.divider()

@@ -70,3 +70,16 @@ def test_regression_compare():
     result = compare(data, candidates=("dummy", "linear"), n_folds=3, time_budget=300)
     assert result.metric == "r2" and result.best == "linear"
     assert set(result.as_dict()["leaderboard"][0]["scores"]) == {"r2", "mae", "rmse"}
+
+
+def test_live_leaderboard_from_events():
+    from core.compare import leaderboard_rows
+
+    events = [FoldEnded("linear", 1, 2, "roc_auc", {"roc_auc": 0.8}, 0.1),
+              FoldEnded("hgb", 1, 2, "roc_auc", {"roc_auc": 0.9}, 0.5),
+              FoldEnded("linear", 2, 2, "roc_auc", {"roc_auc": 0.7}, 0.1),
+              CandidateSkipped("mlp", "skipped: the 60 s budget would run out")]
+    rows = leaderboard_rows(events)
+    assert [r["key"] for r in rows] == ["hgb", "linear", "mlp"]
+    assert rows[1]["mean"] == pytest.approx(0.75) and rows[1]["folds"] == "2/2"
+    assert rows[2]["mean"] is None and "budget" in rows[2]["note"]

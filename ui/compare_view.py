@@ -1,0 +1,99 @@
+"""The Compare section of the Train page: a comparison job with a live leaderboard, then a
+one-click full run of the winner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.compare import label, leaderboard_rows, load_comparison
+from core.evaluation import METRIC_NAMES
+from core.pipeline import JobSpec
+from core.planner import Overrides
+from ui import state
+
+COMPARE_JOB = "compare_job_id"
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    metric = next((r["metric"] for r in rows if r["metric"]), None)
+    name = METRIC_NAMES.get(metric, "score")
+    return pd.DataFrame({
+        "model": [r["model"] for r in rows],
+        name: [f"{r['mean']:.3f} ± {r['std']:.3f}" if r["mean"] is not None and r["std"] is not None
+               else (f"{r['mean']:.3f}" if r["mean"] is not None else "—") for r in rows],
+        "folds done": [r["folds"] for r in rows],
+        "seconds per fold": [round(r["fit_s"], 2) if r["fit_s"] is not None else None for r in rows],
+        "note": [r["note"] for r in rows],
+    })
+
+
+def compare_section(spec_base: dict[str, Any], seed: int, busy: bool) -> None:
+    """Start a comparison, watch it, and offer to train the winner."""
+    st.caption("Not sure the automatic choice is right? Score every candidate on the same cross-validation "
+               "folds — the no-skill guess, a linear model, gradient boosting, a random forest and a neural "
+               "network — cheapest first, within a time budget.")
+    manager = state.job_manager()
+    job_id = st.session_state.get(COMPARE_JOB)
+    job = manager.get(job_id) if job_id else None
+    running = job is not None and not job.done
+    left, right = st.columns([1, 2])
+    budget = left.number_input("Time budget (seconds)", 10, 1800, 60, step=10, disabled=running or busy)
+    if right.button("Compare models", disabled=running or busy, icon=":material/leaderboard:"):
+        spec = JobSpec(**spec_base, mode="compare", overrides=Overrides(seed=seed, time_budget=float(budget)))
+        st.session_state[COMPARE_JOB] = manager.submit(spec, owner=state.session().owner)
+        st.rerun()
+    if job is None:
+        return
+    if running:
+        _live(job_id)
+    elif job.state == "failed":
+        st.error(job.error)
+    elif job.run_dir:
+        _result(job.run_dir, spec_base, seed, busy)
+
+
+def _live(job_id: str) -> None:
+    @st.fragment(run_every=0.5)
+    def _board() -> None:
+        job = state.job_manager().get(job_id)
+        if job is None:
+            return
+        if job.done:
+            if st.session_state.get("_compare_seen_done") != job_id:
+                st.session_state["_compare_seen_done"] = job_id
+                st.rerun(scope="app")
+            return
+        if job.state == "queued":
+            st.info(f"Waiting for a free worker: position {job.position} in the queue.")
+            return
+        rows = leaderboard_rows(job.events)
+        st.markdown(f"Comparing… ({job.elapsed:.0f} s)")
+        if rows:
+            st.dataframe(_table(rows), hide_index=True)
+        if st.button("Stop comparing", key=f"stop-{job_id}"):
+            state.job_manager().cancel(job_id)
+
+    _board()
+
+
+def _result(path: str, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
+    result = load_comparison(path)
+    rows = [{"model": e["model"], "key": e["model"], "metric": e["metric"], "mean": e["mean"], "std": e["std"],
+             "folds": str(len(next(iter(e["scores"].values()), []))) if e["scores"] else "0",
+             "fit_s": e["fit_s"], "note": e.get("skipped") or ""} for e in result["leaderboard"]]
+    for row in rows:
+        row["model"] = label(row["key"]) + (" ← picked" if row["key"] == result["best"] else "")
+    st.dataframe(_table(rows), hide_index=True)
+    st.caption(f"Scores are mean ± standard deviation over {result['folds']}. Each model was scored on rows "
+               "it never trained on; fit time is per fold.")
+    for reason in result["reasons"]:
+        st.markdown(f"- {reason}")
+    best = result["best"]
+    if best and st.button(f"Train the winner: {label(best)}", type="primary", disabled=busy,
+                          icon=":material/play_arrow:"):
+        spec = JobSpec(**spec_base, overrides=Overrides(model=best, seed=seed))
+        st.session_state[state.JOB] = state.job_manager().submit(spec, owner=state.session().owner)
+        st.rerun()
