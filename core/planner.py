@@ -185,12 +185,18 @@ def _plan_images(data: ImageData, overrides: Overrides, device: DeviceInfo | Non
                f"{counts.max()}), resized to {size}×{size} pixels.",
                "A convolutional neural network (CNN): it learns visual patterns — edges, then shapes — "
                "directly from the pixels.",
-               "Training images are shifted by a few pixels at random each epoch so the network learns the "
-               "shapes, not their exact position. Mirroring is off (it would confuse classes such as 'b' "
-               "and 'd'); turn it on if a mirrored picture keeps its class."]
+               "Each epoch the training images are shifted and zoomed a little at random, so the network "
+               "learns the shapes, not their exact position."
+               + (" You turned on mirroring: pictures are also flipped left-right at random."
+                  if overrides.params.get("flip") else
+                  " Mirroring is off (it would confuse classes such as 'b' and 'd'); turn it on in the settings "
+                  "if a mirrored picture keeps its class.")]
     if device is not None and device.type != "cpu":
         reasons.append(f"Training runs on the {device.badge}.")
-    epochs = overrides.max_epochs or (30 if n < 3000 else 20 if n < 20000 else 12)
+    fraction, _ = _valid_fraction(n, overrides)
+    from core.models.cnn import default_epochs
+
+    epochs = overrides.max_epochs or default_epochs(int(n * (1 - fraction)))
     reasons.append(f"Up to {epochs} passes over the data (epochs), stopping early when the validation loss stops "
                    "improving; the best epoch's weights are kept.")
     fraction, split_reason = _valid_fraction(n, overrides)
@@ -200,6 +206,6 @@ def _plan_images(data: ImageData, overrides: Overrides, device: DeviceInfo | Non
                        "accuracy.")
     params = dict(overrides.params)
     return Plan(model=model, task="binary" if k == 2 else "multiclass", reasons=tuple(reasons), params=params,
-                baseline=None, valid_fraction=fraction, seed=int(overrides.seed), max_epochs=epochs,
+                baseline=None, valid_fraction=fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
                 time_budget=overrides.time_budget)
 

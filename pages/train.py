@@ -42,9 +42,13 @@ with st.expander("Settings (optional: the automatic choices are sensible)", expa
     epochs = right.number_input("Most epochs / boosting rounds / trees (0 = automatic)", 0, 5000, 0, disabled=busy)
     budget = right.number_input("Time budget in seconds (0 = none)", 0, 3600, 0, disabled=busy,
                                 help="Training stops at this time and keeps the best model so far.")
+    flip = kind == "images" and left.checkbox(
+        "Mirror images while training", disabled=busy,
+        help="Only when a mirrored picture keeps its class (a cat is still a cat; a 'b' becomes a 'd').")
 
 overrides = Overrides(model=model, valid_fraction=share if share != 0.2 else None, seed=int(seed),
-                      max_epochs=int(epochs) or None, time_budget=float(budget) or None)
+                      max_epochs=int(epochs) or None, time_budget=float(budget) or None,
+                      params={"flip": True} if flip else {})
 try:
     plan = make_plan(prepared, overrides)
 except TrainboardError as err:

@@ -236,6 +236,11 @@ def _channel_stats(X: np.ndarray, seed: int) -> tuple[list[float], list[float]]:
     return [float(m) for m in mean], [float(s) for s in std]
 
 
+def default_epochs(n_train: int) -> int:
+    """About 30,000 image presentations, between 10 and 30 epochs."""
+    return int(np.clip(math.ceil(30_000 / max(n_train, 1)), 10, 30))
+
+
 def _settings(ctx: FitContext) -> dict[str, Any]:
     """Effective settings: the data's shape, sizes chosen from the data, and the user's overrides."""
     X, params = ctx.X_train, ctx.params
@@ -243,7 +248,7 @@ def _settings(ctx: FitContext) -> dict[str, Any]:
         raise DataError("The CNN needs square uint8 images (N×C×S×S with 1 or 3 channels). Load the images "
                         "with the image loader.")
     n, size = len(X), int(X.shape[-1])
-    epochs = int(params.get("epochs") or np.clip(math.ceil(30_000 / max(n, 1)), 10, 30))
+    epochs = int(params.get("epochs") or default_epochs(n))
     if ctx.max_epochs:
         epochs = min(epochs, int(ctx.max_epochs))
     # Small sets get small batches, for enough optimiser steps per epoch (shapes: 100% with 32, 99% with 64).
