@@ -135,15 +135,19 @@ class JobManager:
     workers: how many jobs run at once (default: one per two cores).
     grace_s: after a cancel, how long the trainer may take to stop and save before a hard kill.
     max_seconds: wall-clock cap per job (graceful stop, then hard kill); None for no cap.
+    idle_ttl_s: cancel an owner's unfinished jobs when the owner has not called ``touch`` for this
+        long (a browser tab left behind without closing its session); None never does.
     """
 
     def __init__(self, workers: int | None = None, *, grace_s: float = 10.0, max_seconds: float | None = None,
-                 preload: bool = True, start_method: str = "spawn") -> None:
+                 idle_ttl_s: float | None = None, preload: bool = True, start_method: str = "spawn") -> None:
         cores = cpu_threads()
         self.n_workers = workers or max(1, cores // 2)
         self.threads = max(1, cores // self.n_workers)
         self.grace_s = grace_s
         self.max_seconds = max_seconds
+        self.idle_ttl_s = idle_ttl_s
+        self._seen: dict[str, float] = {}
         self._preload = preload
         self._ctx = mp.get_context(start_method)
         self._lock = threading.RLock()
@@ -164,6 +168,7 @@ class JobManager:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
             job = Job(job_id=f"job-{next(self._ids)}", spec=spec, owner=owner)
+            self._seen[owner] = time.time()
             job.kind = kind  # type: ignore[attr-defined]
             self._jobs[job.job_id] = job
             self._pending.append(job)
@@ -176,6 +181,10 @@ class JobManager:
 
     def jobs(self, owner: str | None = None) -> list[Job]:
         return [j for j in self._jobs.values() if owner is None or j.owner == owner]
+
+    def touch(self, owner: str) -> None:
+        """The owner is still there (a page of theirs ran or polled)."""
+        self._seen[owner] = time.time()
 
     def cancel(self, job_id: str) -> None:
         """Queued: dropped at once. Running: asked to stop (its best model is saved), killed after
@@ -255,6 +264,7 @@ class JobManager:
         while not self._closed:
             self._wake.wait(0.05)
             self._wake.clear()
+            self._cancel_idle()
             for i, worker in enumerate(list(self._workers)):
                 self._drain(worker)
                 with self._lock:
@@ -262,6 +272,15 @@ class JobManager:
                         return
                     self._check_health(i, worker)
                     self._dispatch(self._workers[i])
+
+    def _cancel_idle(self) -> None:
+        if self.idle_ttl_s is None:
+            return
+        now = time.time()
+        for job in list(self._jobs.values()):
+            if not job.done and job.cancel_requested is None and now - self._seen.get(job.owner, now) > self.idle_ttl_s:
+                job.events.append(_message("Nobody has looked at this job for a long time: stopping it."))
+                self.cancel(job.job_id)
 
     def _drain(self, worker: _Worker) -> None:
         """Move everything the worker sent into the jobs' logs."""
@@ -373,6 +392,9 @@ class InlineJobs:
     def cancel_owner(self, owner: str) -> None:
         for job in self.jobs(owner):
             self.cancel(job.job_id)
+
+    def touch(self, owner: str) -> None:
+        pass
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         return self._jobs[job_id]

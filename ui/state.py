@@ -68,7 +68,8 @@ def job_manager() -> Any:
 
     grace = float(os.environ.get("TRAINBOARD_STOP_GRACE_S", 20))
     cap = os.environ.get("TRAINBOARD_MAX_JOB_S")
-    return JobManager(grace_s=grace, max_seconds=float(cap) if cap else 3600.0)
+    idle = float(os.environ.get("TRAINBOARD_IDLE_TTL_S", 1800))
+    return JobManager(grace_s=grace, max_seconds=float(cap) if cap else 3600.0, idle_ttl_s=idle)
 
 
 def _release_session(info: SessionInfo) -> None:
@@ -113,6 +114,7 @@ def set_dataset(data: LoadedData) -> None:
 
 
 def current_job() -> Any:
+    job_manager().touch(session().owner)  # every page run and every poll says "still here"
     job_id = st.session_state.get(JOB)
     return job_manager().get(job_id) if job_id else None
 

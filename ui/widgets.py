@@ -38,13 +38,20 @@ def sidebar() -> None:
             else:
                 st.markdown(f"**Images:** {len(data.data.labels):,} in {len(data.data.class_names)} classes")
         _device()
-        job = state.current_job()
-        if job is not None:
-            words = {"queued": f"queued (position {job.position})", "running": "training…", "done": "finished",
-                     "failed": "failed", "cancelled": "stopped"}
-            st.markdown(f"**Job:** {words.get(job.state, job.state)}")
-            if job.state in ("queued", "running"):
-                st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:")
+        _job_status()
+
+
+@st.fragment(run_every=3)
+def _job_status() -> None:
+    """The session's job, kept current on every page (and telling the server the user is still here)."""
+    job = state.current_job()
+    if job is None:
+        return
+    words = {"queued": f"queued (position {job.position})", "running": "training…", "done": "finished",
+             "failed": "failed", "cancelled": "stopped"}
+    st.markdown(f"**Job:** {words.get(job.state, job.state)}")
+    if job.state in ("queued", "running"):
+        st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:")
 
 
 @st.cache_resource(show_spinner=False)

@@ -130,3 +130,14 @@ def test_inline_jobs_same_interface(tmp_path):
     assert job.state == "done" and job.run_dir
     bad = jobs.get(jobs.submit(JobSpec(source=str(path), target="missing", runs_dir=str(tmp_path))))
     assert bad.state == "failed" and "missing" in bad.error
+
+
+def test_jobs_of_an_idle_owner_are_cancelled():
+    manager = JobManager(workers=1, grace_s=1.0, idle_ttl_s=0.5, preload=False)
+    try:
+        job_id = manager.submit(counting, kind="call", owner="gone")
+        job = manager.wait(job_id, timeout=60)
+        assert job.state == "cancelled"
+        assert any(isinstance(e, Message) and "Nobody has looked" in e.text for e in job.events)
+    finally:
+        manager.shutdown()
