@@ -206,9 +206,11 @@ def image_gallery(images: np.ndarray, titles: Sequence[str], saliency: np.ndarra
     n = len(images)
     cols = max(1, min(columns, n))
     rows = max(1, -(-n // cols))
+    height = 60 + 270 * rows
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.03,
-                        vertical_spacing=0.12 / rows)
-    tint = [[0.0, "rgba(255,0,0,0)"], [0.25, "rgba(255,0,0,0.1)"], [1.0, "rgba(255,0,0,0.75)"]]
+                        vertical_spacing=min(55 / height, 0.3))  # room for each two-line title
+    # only the upper part of each map shows, so a diffuse map does not paint the whole picture red
+    tint = [[0.0, "rgba(255,0,0,0)"], [0.5, "rgba(255,0,0,0)"], [1.0, "rgba(255,0,0,0.6)"]]
     for i in range(n):
         row, col = divmod(i, cols)
         fig.add_trace(go.Image(z=_rgb(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
@@ -218,6 +220,6 @@ def image_gallery(images: np.ndarray, titles: Sequence[str], saliency: np.ndarra
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=12)
-    fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), height=60 + 230 * rows,
+    fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), height=height,
                       showlegend=False)
     return fig

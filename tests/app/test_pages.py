@@ -1,0 +1,288 @@
+"""The Data, Evaluate, Predict and Runs pages through Streamlit's AppTest: from an empty session,
+with data, and with runs trained beforehand (inline, into a temporary runs folder)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.datasets import SAMPLE_DIR
+from core.pipeline import JobSpec, run_job
+from core.planner import Overrides
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def tiny_shapes(folder: Path, per_class: int = 8) -> Path:
+    """A zip of a few images per class from the bundled shapes set (trains in a second)."""
+    path = folder / "tiny-shapes.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for png in sorted((SAMPLE_DIR / "shapes").rglob("*.png")):
+            if int(png.stem) < per_class:
+                archive.write(png, f"{png.parent.name}/{png.name}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """A classification (iris), a regression (diabetes) and an image (shapes) run, trained once."""
+    folder = tmp_path_factory.mktemp("runs")
+    sources = {"iris": SAMPLE_DIR / "iris.csv", "diabetes": SAMPLE_DIR / "diabetes.csv",
+               "shapes": tiny_shapes(tmp_path_factory.mktemp("images"))}
+    return {name: run_job(JobSpec(source=str(source), runs_dir=str(folder),
+                                  overrides=Overrides(max_epochs=1 if name == "shapes" else 20)))
+            for name, source in sources.items()}
+
+
+@pytest.fixture
+def runs_dir(runs, monkeypatch) -> Path:
+    folder = next(iter(runs.values())).parent
+    monkeypatch.setenv("TRAINBOARD_RUNS", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _inline_jobs(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRAINBOARD_INLINE_JOBS", "1")
+    monkeypatch.setenv("TRAINBOARD_RUNS", str(tmp_path / "no-runs"))
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+# ---------------------------------------------------------------- empty session
+
+
+def test_data_page_from_empty_session_says_what_to_do():
+    at = app()
+    assert at.title[0].value == "Data"
+    assert "Nothing loaded yet" in texts(at.info)
+    assert {b.key for b in at.button} >= {"sample-iris.csv", "sample-churn.csv", "sample-digits.zip"}
+
+
+@pytest.mark.parametrize("page", ["pages/evaluate.py", "pages/predict.py", "pages/runs.py"])
+def test_run_pages_without_runs_say_so_and_link_to_train(page):
+    at = app(page)
+    assert "No trained runs yet" in texts(at.info)
+    assert any(link.proto.page.endswith("train.py") or "Train" in link.proto.label for link in at.get("page_link"))
+
+
+# ---------------------------------------------------------------- Data
+
+
+def test_sample_table_shows_detection_target_task_and_roles():
+    at = app()
+    at.button(key="sample-iris.csv").click().run()
+    assert not at.exception
+    assert at.header[0].value == "Loaded: iris.csv"
+    assert "150 rows × 5 columns" in texts(at.markdown)
+    assert at.selectbox(key="data_target").value == "species"
+    assert "a choice between 3 classes" in texts(at.markdown)
+    assert "Ready: 4 columns will be used to predict 'species'." in texts(at.success)
+    assert len(at.data_editor) == 1 and len(at.get("plotly_chart")) == 1
+    assert "Bars show how many rows each class has" in texts(at.caption)
+    assert at.session_state["target"] == "species"  # set at load time, so the sidebar shows it at once
+
+
+def test_uploaded_csv_is_loaded_once_and_target_can_change():
+    frame = pd.read_csv(SAMPLE_DIR / "iris.csv")
+    at = app()
+    at.file_uploader(key="data_table_upload").set_value(("flowers.csv", csv_bytes(frame), "text/csv")).run()
+    assert not at.exception
+    assert at.header[0].value == "Loaded: flowers.csv"
+    loaded = at.session_state["dataset"]
+    assert Path(loaded.path).read_bytes() == csv_bytes(frame)  # written once for the training worker
+    at.selectbox(key="data_target").set_value("petal_width").run()
+    assert at.session_state["target"] == "petal_width"
+    assert "a number (regression)" in texts(at.markdown)
+    assert at.session_state["dataset"] is loaded  # a rerun does not load the file again
+
+
+def test_unreadable_upload_shows_the_reason_not_a_traceback():
+    at = app()
+    at.file_uploader(key="data_table_upload").set_value(("notes.csv", b"\x89PNG\r\n\x1a\n\x00\x00", "text/csv")).run()
+    assert not at.exception
+    assert "notes.csv" in texts(at.error)
+    assert "Nothing loaded yet" in texts(at.info)
+
+
+def test_role_changes_reach_the_prepared_table():
+    at = app()
+    at.button(key="sample-iris.csv").click().run()
+    at.session_state["roles"] = {"petal_width": "ignore"}
+    at.run()
+    assert not at.exception
+    assert "Ready: 3 columns will be used to predict 'species'." in texts(at.success)
+    assert "Not used: 'petal_width' (ignored by you)." in texts(at.markdown)
+
+
+def test_a_target_with_one_row_per_class_shows_the_fix():
+    frame = pd.DataFrame({"x": range(12), "label": [f"c{i}" for i in range(12)]})
+    at = app()
+    at.file_uploader(key="data_table_upload").set_value(("tiny.csv", csv_bytes(frame), "text/csv")).run()
+    assert not at.exception
+    assert "at least 2 rows" in texts(at.error)
+
+
+def test_sample_images_show_counts_and_tiles():
+    at = app()
+    at.button(key="sample-shapes.zip").click().run()
+    assert not at.exception
+    assert "720 images" in texts(at.markdown) and "3 classes" in texts(at.markdown)
+    assert len(at.image) == 3  # one row of tiles per class
+    assert "Bars show how many images each class has" in texts(at.caption)
+
+
+def test_folder_upload_becomes_one_zip_and_refuses_unsafe_names():
+    pngs = sorted((SAMPLE_DIR / "shapes").rglob("*.png"))
+    files = [(f"shapes/{p.parent.name}/{p.name}", p.read_bytes(), "image/png")
+             for p in pngs if int(p.stem) < 4]
+    at = app()
+    at.file_uploader(key="data_folder_upload").set_value(files).run()
+    assert not at.exception
+    assert at.header[0].value == "Loaded: shapes (folder)"
+    assert at.session_state["dataset"].path.endswith("shapes.zip")
+    assert "12 images" in texts(at.markdown)
+
+    at.file_uploader(key="data_folder_upload").set_value(files + [("../evil/x.png", b"x", "image/png")]).run()
+    assert not at.exception
+    assert "unsafe file name" in texts(at.error)
+
+
+# ---------------------------------------------------------------- Evaluate
+
+
+def test_evaluate_classification_run(runs, runs_dir):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(runs["iris"])  # as the Train page leaves it
+    at.run().switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    assert at.selectbox(key="evaluate_run").value == str(runs["iris"])
+    labels = [m.label for m in at.metric]
+    assert labels == ["Macro F1", "Balanced accuracy", "Accuracy", "Log loss"]
+    assert len(at.get("plotly_chart")) >= 5  # scores, confusion, two curves, loss, importances
+    captions = texts(at.caption)
+    for phrase in ("Rows are the true class", "Each point is one decision threshold", "The higher the curve",
+                   "Loss on the training rows", "shuffled"):
+        assert phrase in captions
+    assert "linear baseline" in texts(at.success) + texts(at.warning)
+    at.toggle(key="evaluate_normalised").set_value(True).run()
+    assert not at.exception
+
+
+def test_evaluate_regression_run(runs, runs_dir):
+    at = app("pages/evaluate.py")
+    at.selectbox(key="evaluate_run").set_value(str(runs["diabetes"])).run()
+    assert not at.exception
+    assert [m.label for m in at.metric] == ["R²", "Mean absolute error", "Root mean squared error"]
+    assert "Each dot is a validation row" in texts(at.caption)
+    assert "The worst errors" in texts(at.subheader)
+    assert at.session_state["run_dir"] == str(runs["diabetes"])  # Predict opens the same run
+
+
+def test_evaluate_image_run_shows_the_confident_mistakes(runs, runs_dir):
+    at = app("pages/evaluate.py")
+    at.selectbox(key="evaluate_run").set_value(str(runs["shapes"])).run()
+    assert not at.exception
+    assert "The most confident mistakes" in texts(at.subheader)
+    assert "Red marks the pixels" in texts(at.caption)
+    assert "Which columns matter" not in texts(at.subheader)  # images have saliency, not importances
+    charts = len(at.get("plotly_chart"))
+    at.toggle(key="evaluate_saliency").set_value(False).run()
+    assert not at.exception and len(at.get("plotly_chart")) == charts
+
+
+# ---------------------------------------------------------------- Predict
+
+
+def test_predict_on_a_table_without_the_target(runs, runs_dir):
+    frame = pd.read_csv(SAMPLE_DIR / "iris.csv").drop(columns="species").head(25)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(runs["iris"])
+    at.run().switch_page("pages/predict.py").run()
+    at.file_uploader(key="predict_table").set_value(("new.csv", csv_bytes(frame), "text/csv")).run()
+    assert not at.exception
+    assert "25 predictions" in texts(at.success)
+    shown = at.dataframe[0].value
+    assert list(shown.columns[:2]) == ["predicted species", "confidence"]
+    assert set(shown["predicted species"]) <= {"setosa", "versicolor", "virginica"}
+    assert at.get("download_button")
+
+
+def test_predict_names_the_missing_columns(runs, runs_dir):
+    frame = pd.read_csv(SAMPLE_DIR / "iris.csv")[["sepal_length", "species"]]
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(runs["iris"])
+    at.run().switch_page("pages/predict.py").run()
+    at.file_uploader(key="predict_table").set_value(("partial.csv", csv_bytes(frame), "text/csv")).run()
+    assert not at.exception
+    assert "lacks 3 column(s)" in texts(at.error) and "'petal_length'" in texts(at.error)
+
+
+def test_predict_sorts_uploaded_images(runs, runs_dir, tmp_path):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(runs["shapes"])
+    at.run().switch_page("pages/predict.py").run()
+    zipped = tiny_shapes(tmp_path, per_class=2).read_bytes()
+    at.file_uploader(key="predict_zip").set_value(("new-shapes.zip", zipped, "application/zip")).run()
+    assert not at.exception
+    assert "6 predictions" in texts(at.success)
+    shown = at.dataframe[0].value
+    assert list(shown.columns[:3]) == ["file", "predicted class", "confidence"]
+    assert set(shown["predicted class"]) <= {"circle", "square", "triangle"}
+
+
+# ---------------------------------------------------------------- Runs
+
+
+def test_runs_lists_compares_and_opens(runs, runs_dir):
+    at = app("pages/runs.py")
+    table = at.dataframe[0].value
+    assert len(table) == 3 and set(table["data"]) == {"iris.csv", "diabetes.csv", "tiny-shapes.zip"}
+    at.multiselect(key="runs_picked").set_value([str(p) for p in runs.values()]).run()
+    assert not at.exception
+    assert "Comparing 3 runs" in texts(at.subheader)
+    assert len(at.get("plotly_chart")) == 1
+    at.multiselect(key="runs_picked").set_value([str(runs["diabetes"])]).run()
+    next(b for b in at.button if b.label == "Open in Evaluate").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Evaluate"
+    assert at.selectbox(key="evaluate_run").value == str(runs["diabetes"])
+
+
+def test_runs_delete_asks_first(runs, tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    copy = Path(shutil.copytree(runs["iris"], folder / runs["iris"].name))
+    monkeypatch.setenv("TRAINBOARD_RUNS", str(folder))
+    at = app("pages/runs.py")
+    at.multiselect(key="runs_picked").set_value([str(copy)]).run()
+    next(b for b in at.button if b.label == "Delete…").click().run()
+    assert "for good" in texts(at.warning) and copy.exists()
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not at.warning and copy.exists()
+    next(b for b in at.button if b.label == "Delete…").click().run()
+    next(b for b in at.button if b.label == "Yes, delete").click().run()
+    assert not at.exception
+    assert not copy.exists()
+    assert "No trained runs yet" in texts(at.info)

@@ -1,0 +1,108 @@
+"""The whole path in a real browser: upload → target → train live → evaluate (DESIGN.md §9).
+
+Drives headless Chromium (``/usr/bin/chromium``) with Playwright against ``streamlit run app.py``
+(see conftest.py). Training runs in the app's real worker processes, so these take a minute.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.screenshot import CHROMIUM, select_option, wait_for_app
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (CI installs it)", allow_module_level=True)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
+TRAIN_TIMEOUT_MS = 300_000
+CHART = '[data-testid="stPlotlyChart"]'
+
+
+def upload(page, label: str, path: Path) -> None:
+    """Put a file into the real ``<input type=file>`` of the uploader labelled ``label``."""
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+
+
+def open_page(page, name: str) -> None:
+    page.get_by_role("link", name=name, exact=True).first.click()
+    page.get_by_role("heading", name=name, level=1).wait_for()
+    wait_for_app(page)
+
+
+def chart_titled(page, title: str):
+    return page.locator(CHART).filter(has=page.locator(".gtitle", has_text=re.compile(title)))
+
+
+def train_and_open_evaluate(page, stop_early: bool) -> None:
+    """On the Train page: start, see the live chart, stop (or let it finish), then go to Evaluate."""
+    page.get_by_role("button", name="Start training").click()
+    page.locator(CHART).first.wait_for(timeout=TRAIN_TIMEOUT_MS)  # the live loss chart
+    stop = page.locator('[data-testid="stMain"]').get_by_role("button", name=re.compile(r"Stop$"))
+    if stop_early and stop.count() and stop.first.is_enabled():
+        stop.first.click()
+    page.get_by_role("link", name="Open in Evaluate").wait_for(timeout=TRAIN_TIMEOUT_MS)
+    page.get_by_role("link", name="Open in Evaluate").click()
+    page.get_by_role("heading", name="Evaluate", level=1).wait_for()
+    wait_for_app(page)
+
+
+def test_upload_csv_train_live_and_evaluate(page):
+    upload(page, "A table", SAMPLES / "churn.csv")
+    page.get_by_role("heading", name="Loaded: churn.csv").wait_for()
+    wait_for_app(page)
+    select_option(page, "Target column", "churned")
+    page.get_by_text("a yes/no question").wait_for()
+    assert page.get_by_text("Ready: 10 columns will be used to predict 'churned'.").is_visible()
+
+    open_page(page, "Train")
+    train_and_open_evaluate(page, stop_early=True)
+
+    assert page.get_by_text("churn.csv", exact=False).first.is_visible()
+    chart_titled(page, "Confusion matrix").wait_for()
+    chart_titled(page, "Precision-recall").wait_for()
+    # churn is imbalanced (18% yes): the page says so and leads with precision-recall
+    assert page.get_by_test_id("stAlertContentInfo").filter(has_text="accuracy misleads here").is_visible()
+    assert page.locator('[data-testid="stMetric"]').count() == 4
+
+
+def test_changing_a_column_role_in_the_grid(page):
+    page.get_by_role("tab", name="Try a sample").click()
+    page.get_by_role("button", name="iris.csv").click()
+    page.get_by_text("Ready: 4 columns will be used to predict 'species'.").wait_for()
+    wait_for_app(page)
+    grid = page.locator('[data-testid="stDataFrame"]').last  # the roles editor: a canvas grid
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    row_height, use_as_x = 35, 200  # header + rows of 35 px; "use as" is the second column
+    page.mouse.dblclick(box["x"] + use_as_x, box["y"] + row_height * 4 + row_height / 2)  # petal_width
+    page.get_by_role("option", name="ignore").click()
+    page.get_by_text("Ready: 3 columns will be used to predict 'species'.").wait_for()
+    assert page.get_by_text("Not used: 'petal_width' (ignored by you).").is_visible()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("core.image_eval") is None,
+                    reason="core/image_eval.py (the image-run gallery writer) is not written yet")
+def test_upload_image_zip_train_a_few_epochs_and_evaluate(page):
+    page.get_by_role("tab", name="Upload images").click()
+    upload(page, "A zip of class folders", SAMPLES / "digits.zip")
+    page.get_by_role("heading", name="Loaded: digits.zip").wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert page.get_by_text("1,797 images").is_visible()
+
+    open_page(page, "Train")
+    page.locator("summary", has_text="Settings").click()
+    epochs = page.get_by_label("Most epochs / boosting rounds / trees (0 = automatic)")
+    epochs.fill("1")
+    epochs.press("Enter")
+    wait_for_app(page)
+    train_and_open_evaluate(page, stop_early=False)
+
+    chart_titled(page, "Confusion matrix").wait_for()
+    assert page.locator('[data-testid="stMetric"]').count() == 4

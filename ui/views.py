@@ -1,0 +1,176 @@
+"""Pieces the Evaluate, Predict and Runs pages share: the run picker, the cached report, task and
+metric wording, chunked prediction and the image-run gallery (the Data page's are in data_views)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES, Report, report_from_run
+from core.image_eval import GALLERY_FILE
+from core.predict import predict_table
+from core.runs import MANIFEST_FILE, RunSummary, list_runs
+from core.types import TableData
+from ui import state
+
+TASK_WORDS = {
+    "binary": "a yes/no question (binary classification): the model picks one of two classes",
+    "multiclass": "a choice between {n} classes (multiclass classification)",
+    "regression": "a number (regression): the model predicts a value, and is judged by how far off it is",
+}
+#: The tiles on the Evaluate page per task, most telling first.
+HEADLINE_METRICS = {
+    "binary": ("roc_auc", "average_precision", "balanced_accuracy", "accuracy"),
+    "multiclass": ("macro_f1", "balanced_accuracy", "accuracy", "log_loss"),
+    "regression": ("r2", "mae", "rmse"),
+}
+METRIC_HELP = {
+    "roc_auc": "Chance that a random positive case is ranked above a random negative one. 0.5 is guessing, 1 perfect.",
+    "average_precision": "Area under the precision-recall curve; guessing scores the positive share.",
+    "balanced_accuracy": "Accuracy averaged over the classes, so a rare class counts as much as a common one.",
+    "accuracy": "Share of validation rows predicted right. Misleading when one class dominates.",
+    "macro_f1": "F1 (balance of precision and recall) per class, averaged so every class counts equally.",
+    "log_loss": "How confident the wrong answers were; lower is better.",
+    "r2": "Share of the target's variation the model explains: 1 is perfect, 0 is no better than the mean.",
+    "mae": "Average size of an error, in the target's own units; lower is better.",
+    "rmse": "Like the mean absolute error but large errors weigh more; lower is better.",
+}
+
+
+def task_words(task: str, n_classes: int = 0) -> str:
+    return TASK_WORDS[task].format(n=n_classes)
+
+
+def metric_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def metric_delta(key: str, value: float | None, reference: float | None) -> tuple[str | None, str]:
+    """The delta text for ``st.metric`` and its colour rule (lower-is-better metrics inverted)."""
+    if value is None or reference is None:
+        return None, "normal"
+    return f"{value - reference:+.3f}", "inverse" if key in LOWER_IS_BETTER else "normal"
+
+
+def metric_name(key: str) -> str:
+    return METRIC_NAMES.get(key, key)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def run_label(run: RunSummary) -> str:
+    """``2026-11-22 10:15 · churn.csv · HistGradientBoostingClassifier · ROC AUC 0.864``."""
+    when = run.created.replace("T", " ")[:16]
+    score = f"{metric_name(run.metric)} {metric_text(run.value)}" if run.metric else ""
+    stopped = " · stopped" if run.cancelled else ""
+    return f"{when} · {run.source} · {run.model} · {score}{stopped}"
+
+
+def pick_run(key: str, label: str = "Run") -> RunSummary | None:
+    """A selectbox of this server's runs, newest first, defaulting to the session's opened run.
+
+    With no runs it says so, links to Train and returns None. The choice is stored as the
+    session's opened run, so Evaluate and Predict show the same one.
+    """
+    runs = list_runs(state.runs_dir())
+    if not runs:
+        st.info("No trained runs yet. Load data, then train a model: its results will appear here.")
+        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+        return None
+    by_path = {str(r.path): r for r in runs}
+    opened = st.session_state.get(state.RUN)
+    opened = str(Path(opened)) if opened else None
+    st.session_state[key] = opened if opened in by_path else str(runs[0].path)
+
+    def _remember() -> None:
+        st.session_state[state.RUN] = st.session_state[key]
+
+    chosen = st.selectbox(label, list(by_path), key=key, format_func=lambda p: run_label(by_path[p]),
+                          on_change=_remember)
+    st.session_state[state.RUN] = chosen
+    return by_path[chosen]
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading the run…")
+def _report(run_dir: str, stamp: float) -> Report:
+    return report_from_run(run_dir)
+
+
+def cached_report(run_dir: str | Path) -> Report:
+    """``report_from_run``, computed once per run folder and manifest version."""
+    return _report(str(run_dir), (Path(run_dir) / MANIFEST_FILE).stat().st_mtime)
+
+
+def side_legend(fig: Any, most_on_top: int = 3) -> Any:
+    """A legend of many entries goes beside the chart instead of squeezing it from above."""
+    if sum(trace.showlegend is not False for trace in fig.data) > most_on_top:
+        fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"))
+    return fig
+
+
+def minority_share(report: Report) -> float:
+    """The rarest class's share of the validation rows (1.0 for regression)."""
+    if report.task == "regression" or report.predictions.empty:
+        return 1.0
+    shares = report.predictions["true"].value_counts(normalize=True).reindex(list(report.classes), fill_value=0)
+    return float(shares.min())
+
+
+def is_imbalanced(report: Report) -> bool:
+    """The planner's rule (rarest class under 20% for two classes, 0.4/k for k), on the validation rows."""
+    k = max(len(report.classes), 2)
+    return report.task != "regression" and minority_share(report) < (0.2 if k == 2 else 0.4 / k)
+
+
+PREDICT_CHUNK_ROWS = 100_000
+
+
+def predict_table_in_chunks(run_dir: str | Path, table: TableData,
+                            on_progress: Callable[[float], None]) -> pd.DataFrame:
+    """``core.predict.predict_table`` in slices of rows, reporting the share done after each,
+    so a large table shows progress instead of a frozen page."""
+    frame, parts = table.frame, []
+    for start in range(0, max(len(frame), 1), PREDICT_CHUNK_ROWS):
+        part = TableData(frame=frame.iloc[start:start + PREDICT_CHUNK_ROWS], load=table.load)
+        parts.append(predict_table(run_dir, part, runs_dir=state.runs_dir()))
+        on_progress(min(1.0, (start + PREDICT_CHUNK_ROWS) / max(len(frame), 1)))
+    return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+
+# ---------------------------------------------------------------- images
+
+
+@dataclass(frozen=True, eq=False)
+class Gallery:
+    """The most confidently wrong validation images of an image run (``gallery.npz``)."""
+
+    images: np.ndarray  # uint8 N×C×H×W
+    saliency: np.ndarray | None  # float N×H×W, larger = mattered more to the prediction
+    titles: tuple[str, ...]
+
+
+def load_gallery(run_dir: str | Path) -> Gallery | None:
+    """Read ``gallery.npz`` (plain arrays, never pickles); None when the run has none."""
+    path = Path(run_dir) / GALLERY_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as arrays:
+        if "images" not in arrays or len(arrays["images"]) == 0:
+            return None
+        images = arrays["images"]
+        saliency = arrays["saliency"] if "saliency" in arrays else None
+        n = len(images)
+        true = arrays["true"] if "true" in arrays else [""] * n
+        predicted = arrays["predicted"] if "predicted" in arrays else [""] * n
+        confidence = arrays["confidence"] if "confidence" in arrays else [float("nan")] * n
+        files = arrays["files"] if "files" in arrays else [""] * n
+    titles = tuple(f"true {t} → said {p} ({c:.0%})" + (f"<br>{Path(str(f)).name}" if str(f) else "")
+                   for t, p, c, f in zip(true, predicted, confidence, files, strict=True))
+    return Gallery(images=images, saliency=saliency, titles=titles)
