@@ -1,6 +1,7 @@
 """Trainboard: upload a table or images, get a model picked, watch it train, read honest plots.
 
-Entry point for ``streamlit run app.py``. Pages live in ``pages/``; all computing happens in
+Entry point for ``streamlit run app.py``. Pages live in ``app_pages/`` — not ``pages/``, which
+Streamlit would also serve as stand-alone pages until app.py first runs. All computing happens in
 ``core/`` (training in worker processes, see ``core.jobs``). Session state keys are documented in
 ``ui/state.py``: ``dataset``, ``target``, ``roles``, ``job_id``, ``run_dir``.
 """
@@ -10,11 +11,11 @@ import streamlit as st
 from ui import state, widgets
 
 PAGES = [
-    ("pages/data.py", "Data", ":material/upload_file:"),
-    ("pages/train.py", "Train", ":material/model_training:"),
-    ("pages/evaluate.py", "Evaluate", ":material/query_stats:"),
-    ("pages/predict.py", "Predict", ":material/online_prediction:"),
-    ("pages/runs.py", "Runs", ":material/history:"),
+    ("app_pages/data.py", "Data", ":material/upload_file:"),
+    ("app_pages/train.py", "Train", ":material/model_training:"),
+    ("app_pages/evaluate.py", "Evaluate", ":material/query_stats:"),
+    ("app_pages/predict.py", "Predict", ":material/online_prediction:"),
+    ("app_pages/runs.py", "Runs", ":material/history:"),
 ]
 
 

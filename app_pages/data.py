@@ -91,7 +91,7 @@ if loaded.kind == "images":
         label.markdown(f"**{name}**")
         row.image(tiles, width=64)
     st.caption("As the model sees them: resized, with the colours it will train on.")
-    st.page_link("pages/train.py", label="Next: Train a model", icon=":material/arrow_forward:")
+    st.page_link("app_pages/train.py", label="Next: Train a model", icon=":material/arrow_forward:")
     st.stop()
 
 frame = loaded.data.frame
@@ -144,4 +144,4 @@ if prepared is not None:
     if prepared.messages:
         st.markdown("\n".join(f"- {m}" for m in prepared.messages))
     st.success(f"Ready: {len(prepared.used_columns)} columns will be used to predict '{target}'.")
-    st.page_link("pages/train.py", label="Next: Train a model", icon=":material/arrow_forward:")
+    st.page_link("app_pages/train.py", label="Next: Train a model", icon=":material/arrow_forward:")

@@ -13,7 +13,7 @@ st.caption("Every model trained on this server, newest first. Each run keeps its
 runs = list_runs(state.runs_dir())
 if not runs:
     st.info("No trained runs yet. Load data, then train a model: each training run is saved here.")
-    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+    st.page_link("app_pages/train.py", label="Go to the Train page", icon=":material/model_training:")
     st.stop()
 
 st.dataframe([{"when (UTC)": r.created.replace("T", " ")[:16], "data": r.source, "task": r.task, "model": r.model,
@@ -49,11 +49,11 @@ def _delete(paths: list[str]) -> None:
 open_col, predict_col, delete_col = st.columns(3)
 if open_col.button("Open in Evaluate", disabled=len(picked) != 1, icon=":material/query_stats:", width="stretch"):
     st.session_state[state.RUN] = picked[0]
-    st.switch_page("pages/evaluate.py")
+    st.switch_page("app_pages/evaluate.py")
 if predict_col.button("Predict with it", disabled=len(picked) != 1, icon=":material/online_prediction:",
                       width="stretch"):
     st.session_state[state.RUN] = picked[0]
-    st.switch_page("pages/predict.py")
+    st.switch_page("app_pages/predict.py")
 delete_col.button("Delete…", disabled=not picked, icon=":material/delete:", width="stretch", on_click=_ask_delete)
 
 if error := st.session_state.pop("_runs_delete_error", None):

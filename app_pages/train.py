@@ -22,7 +22,7 @@ try:
     prepared = state.prepared()
 except TrainboardError as err:
     st.error(str(err))
-    st.page_link("pages/data.py", label="Fix it on the Data page", icon=":material/upload_file:")
+    st.page_link("app_pages/data.py", label="Fix it on the Data page", icon=":material/upload_file:")
     st.stop()
 
 kind = data.kind
@@ -90,6 +90,6 @@ if job is not None:
                        f"{value - base:+.3f} vs baseline" if value is not None and base is not None else None)
         cols[1].metric("Training rows", f"{manifest['split']['n_train']:,}")
         cols[2].metric("Validation rows", f"{manifest['split']['n_valid']:,}")
-        st.page_link("pages/evaluate.py", label="Open in Evaluate", icon=":material/query_stats:")
+        st.page_link("app_pages/evaluate.py", label="Open in Evaluate", icon=":material/query_stats:")
     else:
         st.error(job.error or "Training ended without a saved model.")

@@ -91,7 +91,9 @@ def cast_column(col: pd.Series, role: str) -> pd.Series:
             return col
         return pd.to_datetime(col, errors="coerce", format="mixed")
     if role == "categorical":
-        return col.map(category_label, na_action="ignore").astype(object)
+        # Label each distinct value once (a million rows rarely hold more than a few thousand).
+        labels = {value: category_label(value) for value in col.dropna().unique()}
+        return col.map(labels).astype(object)
     if role == "text":
         return col.fillna("").astype(str)
     raise ValueError(f"no cast for role {role!r}")

@@ -16,8 +16,10 @@ import plotly.graph_objects as go
 from core.evaluation import Confusion, Curve, Importance
 
 MAX_POINTS = 2000
-_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), height=380,
-               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+# The title sits at the very top and the legend in its own band below it, above the plot.
+_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=90, b=10), height=400,
+               title_y=0.98, title_yanchor="top", title_x=0.0, title_xanchor="left",
+               legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))
 
 
 def _thin(*arrays: np.ndarray, limit: int = MAX_POINTS) -> tuple[np.ndarray, ...]:
@@ -52,7 +54,7 @@ def loss_curve(history: Sequence[Any], x_title: str = "epoch", best_epoch: int |
         if best_epoch is not None:
             fig.add_vline(x=best_epoch, line_dash="dot", line_color="grey",
                           annotation_text="lowest validation loss", annotation_position="top")
-    fig.update_layout(**_LAYOUT, title="Loss while training (lower is better)", xaxis_title=x_title,
+    fig.update_layout(**_LAYOUT, title_text="Loss while training (lower is better)", xaxis_title=x_title,
                       yaxis_title="loss")
     return fig
 
@@ -61,7 +63,7 @@ def step_curve(steps: np.ndarray, losses: np.ndarray) -> go.Figure:
     """Per-batch training loss, as it streams in."""
     steps, losses = _thin(np.asarray(steps, dtype=float), np.asarray(losses, dtype=float))
     fig = go.Figure(go.Scatter(x=steps, y=losses, mode="lines", name="batch loss"))
-    fig.update_layout(**_LAYOUT, title="Training loss per batch", xaxis_title="step", yaxis_title="loss")
+    fig.update_layout(**_LAYOUT, title_text="Training loss per batch", xaxis_title="step", yaxis_title="loss")
     return fig
 
 
@@ -74,7 +76,7 @@ def confusion_matrix(conf: Confusion, normalised: bool = False) -> go.Figure:
                                colorscale="Blues", showscale=False,
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
     size = max(320, min(720, 60 * len(labels) + 160))
-    fig.update_layout(**dict(_LAYOUT, height=size), title="Confusion matrix" + (" (share of each true class)"
+    fig.update_layout(**dict(_LAYOUT, height=size), title_text="Confusion matrix" + (" (share of each true class)"
                                                                                  if normalised else " (counts)"),
                       xaxis_title="predicted class", yaxis_title="true class")
     fig.update_yaxes(autorange="reversed", type="category")
@@ -91,7 +93,7 @@ def pr_curves(curves: Sequence[Curve]) -> go.Figure:
         fig.add_trace(go.Scatter(x=[0, 1], y=[c.prevalence, c.prevalence], mode="lines", showlegend=len(curves) == 1,
                                  line=dict(dash="dot", color="grey"), name=f"no skill ({c.prevalence:.2f})",
                                  hoverinfo="skip"))
-    fig.update_layout(**_LAYOUT, title="Precision-recall", xaxis_title="recall (share of real cases found)",
+    fig.update_layout(**_LAYOUT, title_text="Precision-recall", xaxis_title="recall (share of real cases found)",
                       yaxis_title="precision (share of alarms that are right)")
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1.02])
@@ -106,7 +108,7 @@ def roc_curves(curves: Sequence[Curve]) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{c.label} (AUC {c.area:.3f})"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
                              name="guessing (AUC 0.5)", hoverinfo="skip"))
-    fig.update_layout(**_LAYOUT, title="ROC curve", xaxis_title="false-positive rate",
+    fig.update_layout(**_LAYOUT, title_text="ROC curve", xaxis_title="false-positive rate",
                       yaxis_title="true-positive rate")
     fig.update_xaxes(range=[0, 1])
     fig.update_yaxes(range=[0, 1.02])
@@ -120,7 +122,7 @@ def feature_importance(importances: Sequence[Importance], top: int = 20) -> go.F
                            orientation="h", error_x=dict(type="data", array=np.asarray([i.std for i in items])),
                            marker_color=["#1f77b4" if i.importance > 0 else "#bbbbbb" for i in items]))
     fig.update_layout(**dict(_LAYOUT, height=max(260, 28 * len(items) + 120)),
-                      title="Which columns the model relies on", xaxis_title="drop in score when the column is shuffled")
+                      title_text="Which columns the model relies on", xaxis_title="drop in score when the column is shuffled")
     return fig
 
 
@@ -131,7 +133,7 @@ def predicted_vs_actual(predictions: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Scattergl(x=true, y=pred, mode="markers", marker=dict(size=5, opacity=0.5), name="rows"))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="grey"),
                              name="perfect prediction"))
-    fig.update_layout(**_LAYOUT, title="Predicted vs actual", xaxis_title="actual", yaxis_title="predicted")
+    fig.update_layout(**_LAYOUT, title_text="Predicted vs actual", xaxis_title="actual", yaxis_title="predicted")
     return fig
 
 
@@ -140,7 +142,7 @@ def residuals(predictions: pd.DataFrame) -> go.Figure:
     pred, res = _thin(predictions["predicted"].to_numpy(float), predictions["residual"].to_numpy(float), limit=5000)
     fig = go.Figure(go.Scattergl(x=pred, y=res, mode="markers", marker=dict(size=5, opacity=0.5), name="rows"))
     fig.add_hline(y=0, line_dash="dot", line_color="grey")
-    fig.update_layout(**_LAYOUT, title="Residuals", xaxis_title="predicted", yaxis_title="actual − predicted")
+    fig.update_layout(**_LAYOUT, title_text="Residuals", xaxis_title="predicted", yaxis_title="actual − predicted")
     return fig
 
 
@@ -149,7 +151,7 @@ def class_balance(counts: Mapping[str, int]) -> go.Figure:
     labels = [str(k) for k in counts]
     fig = go.Figure(go.Bar(x=labels, y=np.asarray(list(counts.values())), text=list(counts.values()),
                            textposition="auto"))
-    fig.update_layout(**_LAYOUT, title="Examples per class", xaxis_title="class", yaxis_title="count")
+    fig.update_layout(**_LAYOUT, title_text="Examples per class", xaxis_title="class", yaxis_title="count")
     fig.update_xaxes(type="category")
     return fig
 
@@ -163,7 +165,7 @@ def metric_comparison(metrics: Mapping[str, float | None], baseline: Mapping[str
         if any(source.get(k) is not None for k in keys):
             fig.add_trace(go.Bar(name=label, x=[names[k] for k in keys],
                                  y=np.asarray([source.get(k) if source.get(k) is not None else np.nan for k in keys])))
-    fig.update_layout(**_LAYOUT, barmode="group", title="Scores against the baselines (higher is better)")
+    fig.update_layout(**_LAYOUT, barmode="group", title_text="Scores against the baselines (higher is better)")
     return fig
 
 
@@ -175,7 +177,7 @@ def loss_curves_compared(histories: Mapping[str, Sequence[Any]]) -> go.Figure:
             h = _history_arrays(history)
             epoch, valid = _thin(h["epoch"], h["valid_loss"])
             fig.add_trace(go.Scatter(x=epoch, y=valid, mode="lines+markers" if len(epoch) < 60 else "lines", name=label))
-    fig.update_layout(**_LAYOUT, title="Validation loss while training (lower is better)",
+    fig.update_layout(**_LAYOUT, title_text="Validation loss while training (lower is better)",
                       xaxis_title="epoch / boosting round / trees", yaxis_title="validation loss")
     fig.update_layout(legend=dict(orientation="v", yanchor="top", y=-0.2, xanchor="left", x=0),
                       height=380 + 22 * len(histories))

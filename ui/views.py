@@ -82,7 +82,7 @@ def pick_run(key: str, label: str = "Run") -> RunSummary | None:
     runs = list_runs(state.runs_dir())
     if not runs:
         st.info("No trained runs yet. Load data, then train a model: its results will appear here.")
-        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+        st.page_link("app_pages/train.py", label="Go to the Train page", icon=":material/model_training:")
         return None
     by_path = {str(r.path): r for r in runs}
     opened = st.session_state.get(state.RUN)

@@ -19,7 +19,7 @@ def need_data(what: str = "train a model") -> bool:
     if state.loaded() is not None:
         return True
     st.info(f"No data loaded yet. Upload a file or pick a bundled sample on the Data page to {what}.")
-    st.page_link("pages/data.py", label="Go to the Data page", icon=":material/upload_file:")
+    st.page_link("app_pages/data.py", label="Go to the Data page", icon=":material/upload_file:")
     return False
 
 
@@ -51,7 +51,7 @@ def _job_status() -> None:
              "failed": "failed", "cancelled": "stopped"}
     st.markdown(f"**Job:** {words.get(job.state, job.state)}")
     if job.state in ("queued", "running"):
-        st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:")
+        st.page_link("app_pages/train.py", label="Watch it train", icon=":material/monitoring:")
 
 
 @st.cache_resource(show_spinner=False)

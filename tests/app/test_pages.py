@@ -81,7 +81,7 @@ def test_data_page_from_empty_session_says_what_to_do():
     assert {b.key for b in at.button} >= {"sample-iris.csv", "sample-churn.csv", "sample-digits.zip"}
 
 
-@pytest.mark.parametrize("page", ["pages/evaluate.py", "pages/predict.py", "pages/runs.py"])
+@pytest.mark.parametrize("page", ["app_pages/evaluate.py", "app_pages/predict.py", "app_pages/runs.py"])
 def test_run_pages_without_runs_say_so_and_link_to_train(page):
     at = app(page)
     assert "No trained runs yet" in texts(at.info)
@@ -176,7 +176,7 @@ def test_folder_upload_becomes_one_zip_and_refuses_unsafe_names():
 def test_evaluate_classification_run(runs, runs_dir):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["run_dir"] = str(runs["iris"])  # as the Train page leaves it
-    at.run().switch_page("pages/evaluate.py").run()
+    at.run().switch_page("app_pages/evaluate.py").run()
     assert not at.exception
     assert at.selectbox(key="evaluate_run").value == str(runs["iris"])
     labels = [m.label for m in at.metric]
@@ -192,7 +192,7 @@ def test_evaluate_classification_run(runs, runs_dir):
 
 
 def test_evaluate_regression_run(runs, runs_dir):
-    at = app("pages/evaluate.py")
+    at = app("app_pages/evaluate.py")
     at.selectbox(key="evaluate_run").set_value(str(runs["diabetes"])).run()
     assert not at.exception
     assert [m.label for m in at.metric] == ["R²", "Mean absolute error", "Root mean squared error"]
@@ -202,7 +202,7 @@ def test_evaluate_regression_run(runs, runs_dir):
 
 
 def test_evaluate_image_run_shows_the_confident_mistakes(runs, runs_dir):
-    at = app("pages/evaluate.py")
+    at = app("app_pages/evaluate.py")
     at.selectbox(key="evaluate_run").set_value(str(runs["shapes"])).run()
     assert not at.exception
     assert "The most confident mistakes" in texts(at.subheader)
@@ -220,7 +220,7 @@ def test_predict_on_a_table_without_the_target(runs, runs_dir):
     frame = pd.read_csv(SAMPLE_DIR / "iris.csv").drop(columns="species").head(25)
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["run_dir"] = str(runs["iris"])
-    at.run().switch_page("pages/predict.py").run()
+    at.run().switch_page("app_pages/predict.py").run()
     at.file_uploader(key="predict_table").set_value(("new.csv", csv_bytes(frame), "text/csv")).run()
     assert not at.exception
     assert "25 predictions" in texts(at.success)
@@ -234,7 +234,7 @@ def test_predict_names_the_missing_columns(runs, runs_dir):
     frame = pd.read_csv(SAMPLE_DIR / "iris.csv")[["sepal_length", "species"]]
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["run_dir"] = str(runs["iris"])
-    at.run().switch_page("pages/predict.py").run()
+    at.run().switch_page("app_pages/predict.py").run()
     at.file_uploader(key="predict_table").set_value(("partial.csv", csv_bytes(frame), "text/csv")).run()
     assert not at.exception
     assert "lacks 3 column(s)" in texts(at.error) and "'petal_length'" in texts(at.error)
@@ -243,7 +243,7 @@ def test_predict_names_the_missing_columns(runs, runs_dir):
 def test_predict_sorts_uploaded_images(runs, runs_dir, tmp_path):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["run_dir"] = str(runs["shapes"])
-    at.run().switch_page("pages/predict.py").run()
+    at.run().switch_page("app_pages/predict.py").run()
     zipped = tiny_shapes(tmp_path, per_class=2).read_bytes()
     at.file_uploader(key="predict_zip").set_value(("new-shapes.zip", zipped, "application/zip")).run()
     assert not at.exception
@@ -257,7 +257,7 @@ def test_predict_sorts_uploaded_images(runs, runs_dir, tmp_path):
 
 
 def test_runs_lists_compares_and_opens(runs, runs_dir):
-    at = app("pages/runs.py")
+    at = app("app_pages/runs.py")
     table = at.dataframe[0].value
     assert len(table) == 3 and set(table["data"]) == {"iris.csv", "diabetes.csv", "tiny-shapes.zip"}
     at.multiselect(key="runs_picked").set_value([str(p) for p in runs.values()]).run()
@@ -275,7 +275,7 @@ def test_runs_delete_asks_first(runs, tmp_path, monkeypatch):
     folder = tmp_path / "runs"
     copy = Path(shutil.copytree(runs["iris"], folder / runs["iris"].name))
     monkeypatch.setenv("TRAINBOARD_RUNS", str(folder))
-    at = app("pages/runs.py")
+    at = app("app_pages/runs.py")
     at.multiselect(key="runs_picked").set_value([str(copy)]).run()
     next(b for b in at.button if b.label == "Delete…").click().run()
     assert "for good" in texts(at.warning) and copy.exists()
