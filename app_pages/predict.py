@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from core.datasets import load_table
 from core.errors import TrainboardError
 from core.images import IMAGE_SUFFIXES
-from core.predict import predict_images
+from core.pipeline import JobSpec
 from ui import state, views
+from ui.data_views import folder_name, zip_folder_upload
 
 TABLE_TYPES = ["csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "pq"]
+PREDICT_JOB = "predict_job_id"
 
 st.title("Predict")
 st.caption("Use a trained model on new data it has never seen, and download its answers.")
@@ -44,30 +45,34 @@ if not files:
     st.info("Upload the new data above to see the model's predictions.")
     st.stop()
 
-key = (str(run.path), tuple(f.file_id for f in files))
-memo = st.session_state.get("_predict_result")
-if memo is None or memo[0] != key:
+# The prediction runs as a background job (a worker process), once per run and upload.
+key = f"{run.path}|{'|'.join(f.file_id for f in files)}"
+job_id = st.session_state.get(PREDICT_JOB, {}).get(key)
+if job_id is None:
     try:
-        if run.kind == "images":
-            with st.spinner("Reading and sorting the images…"):
-                source = archive if archive is not None else [(f.name, f.getvalue()) for f in files]
-                result = predict_images(run.path, source, files[0].name if archive is not None else "folder",
-                                        runs_dir=state.runs_dir())
+        if run.kind == "images" and archive is None:
+            name = f"{folder_name(files)} (folder)"
+            path = state.save_upload(f"{folder_name(files)}.zip", zip_folder_upload(files))
         else:
-            with st.spinner("Reading the table…"):
-                table = load_table(files[0], name=files[0].name)
-            bar = st.progress(0.0, text=f"Predicting {table.load.n_rows:,} rows…")
-            result = views.predict_table_in_chunks(run.path, table, lambda done: bar.progress(done))
-            bar.empty()
-            answers = [c for c in result.columns if c not in table.frame.columns]
-            result = result[answers + list(table.frame.columns)]  # the answers first, then the input
+            name, path = files[0].name, state.save_upload(files[0].name, files[0].getvalue())
     except TrainboardError as err:
         st.error(str(err))
         st.stop()
-    memo = (key, result, result.to_csv(index=False).encode("utf-8"))
-    st.session_state["_predict_result"] = memo
-_, result, csv = memo
+    out = state.session().upload_dir / "predictions" / f"{run.run_id}-{abs(hash(key)):x}.csv"
+    spec = JobSpec(source=str(path), name=name, mode="predict", run_dir=str(run.path), out=str(out),
+                   runs_dir=str(state.runs_dir()))
+    job_id = state.job_manager().submit(spec, owner=state.session().owner)
+    st.session_state[PREDICT_JOB] = {key: job_id}
 
+job = state.job_manager().get(job_id)
+if job is None or not job.done:
+    views.job_progress(job_id, "Predicting…")
+    st.stop()
+if job.state != "done" or not job.run_dir:
+    st.error(job.error or "The prediction did not finish.")
+    st.stop()
+
+result, csv = views.load_predictions(job.run_dir)
 st.success(f"{len(result):,} predictions with {run.model} ({run.source}).")
 st.dataframe(result.head(1000), hide_index=True,
              column_config={"confidence": st.column_config.NumberColumn(format="percent")})

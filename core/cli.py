@@ -119,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.predict import predict_file
 
-    out = predict_file(args.run_dir, args.path)
+    out = predict_file(args.run_dir, args.path, on_event=PrintSink())
     out_path = Path(args.out)
     if out_path.suffix.lower() == ".parquet":
         out.to_parquet(out_path, index=False)

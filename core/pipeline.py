@@ -35,8 +35,10 @@ class JobSpec:
     roles: Mapping[str, str] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
     runs_dir: str = str(DEFAULT_RUNS_DIR)
-    mode: Literal["train", "compare"] = "train"
+    mode: Literal["train", "compare", "predict"] = "train"
     folds: int | None = None  # compare only: None lets the data size decide
+    run_dir: str | None = None  # predict only: the saved run to apply
+    out: str | None = None  # predict only: where the predictions go (CSV, with a Parquet copy beside it)
 
     @property
     def display_name(self) -> str:
@@ -75,7 +77,7 @@ def run_job(spec: JobSpec, on_event: Callback = ignore, stop: StopFlag | None = 
     user errors (``TrainboardError``) are reported in it and then raised."""
     stop = stop or NeverStop()
     try:
-        run_dir = (_compare if spec.mode == "compare" else _run)(spec, on_event, stop)
+        run_dir = {"compare": _compare, "predict": _predict}.get(spec.mode, _run)(spec, on_event, stop)
     except TrainboardError as err:
         on_event(RunFinished(error=str(err)))
         raise
@@ -122,6 +124,17 @@ def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
                      on_event=on_event, stop=stop)
     path = save_comparison(spec.runs_dir, result, spec.display_name)
     on_event(RunFinished(run=str(path), cancelled=stop.is_set()))
+    return path
+
+
+def _predict(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
+    from core.predict import predict_file, write_predictions
+
+    on_event(Message("info", "Reading the new data…"))
+    frame = predict_file(spec.run_dir, spec.source, spec.runs_dir, name=spec.display_name, on_event=on_event,
+                         stop=stop)
+    path = write_predictions(frame, spec.out)
+    on_event(RunFinished(run=str(path)))
     return path
 
 

@@ -1,4 +1,8 @@
-"""Apply a saved run to new data (the Predict page and ``python -m core predict``)."""
+"""Apply a saved run to new data (the Predict page, ``python -m core predict``, predict jobs).
+
+The model is loaded once and applied in slices of rows, with ``StepEnded`` events as progress,
+so a million-row table shows how far it is. The answers come first, then the input columns.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,28 @@ import pandas as pd
 
 from core.errors import DataError
 from core.evaluation import class_probabilities
-from core.runs import load_model, predictions_for_table
+from core.events import Callback, StepEnded, StopFlag, ignore
+from core.runs import load_manifest, load_model, predictions_for_table, resolve_run
 from core.types import TableData
 
+CHUNK_ROWS = 100_000
 
-def predict_table(run_dir: str | Path, data: TableData, runs_dir: str | Path | None = None) -> pd.DataFrame:
-    """The uploaded table with prediction columns appended."""
+
+def predict_table(run_dir: str | Path, data: TableData, runs_dir: str | Path | None = None,
+                  on_event: Callback = ignore, stop: StopFlag | None = None) -> pd.DataFrame:
+    """The table's prediction columns followed by its own columns."""
     model, manifest = load_model(run_dir, runs_dir)
-    return predictions_for_table(model, manifest, data.frame)
+    frame = data.frame
+    n_chunks = max(1, -(-len(frame) // CHUNK_ROWS))
+    parts = []
+    for i in range(n_chunks):
+        if stop is not None and stop.is_set():
+            raise DataError("Prediction was stopped before it finished; nothing was saved.")
+        parts.append(predictions_for_table(model, manifest, frame.iloc[i * CHUNK_ROWS:(i + 1) * CHUNK_ROWS]))
+        on_event(StepEnded(step=i + 1, epoch=1, train_loss=float("nan"), total_steps=n_chunks))
+    out = pd.concat(parts) if len(parts) > 1 else parts[0]
+    answers = [c for c in out.columns if c not in frame.columns]
+    return out[answers + list(frame.columns)]
 
 
 def predict_images(run_dir: str | Path, source: Any, name: str | None = None,
@@ -40,15 +58,30 @@ def predict_images(run_dir: str | Path, source: Any, name: str | None = None,
     return out
 
 
-def predict_file(run_dir: str | Path, path: str | Path, runs_dir: str | Path | None = None) -> pd.DataFrame:
+def predict_file(run_dir: str | Path, path: str | Path, runs_dir: str | Path | None = None,
+                 name: str | None = None, on_event: Callback = ignore, stop: StopFlag | None = None) -> pd.DataFrame:
     """Predictions for a table file, or an image folder / zip, at ``path``."""
     from core.datasets import load_table
-    from core.runs import load_manifest, resolve_run
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"There is no file or folder '{path}'. Check the path.")
     kind = load_manifest(resolve_run(run_dir, runs_dir))["data"]["kind"]
     if kind == "images":
-        return predict_images(run_dir, path, path.name, runs_dir)
-    return predict_table(run_dir, load_table(path), runs_dir)
+        return predict_images(run_dir, path, name or path.name, runs_dir)
+    return predict_table(run_dir, load_table(path, name=name), runs_dir, on_event, stop)
+
+
+def write_predictions(frame: pd.DataFrame, out: str | Path) -> Path:
+    """Save predictions as CSV (for people) and Parquet beside it (for a quick preview)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out.with_suffix(".csv"), index=False)
+    _parquet_safe(frame).to_parquet(out.with_suffix(".parquet"), index=False)
+    return out.with_suffix(".csv")
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns of mixed types (as uploads have) become text, which Parquet can store."""
+    mixed = [c for c in frame.columns if frame[c].dtype == object]
+    return frame.astype({c: str for c in mixed}) if mixed else frame

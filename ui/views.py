@@ -3,7 +3,6 @@ metric wording, chunked prediction and the image-run gallery (the Data page's ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,8 @@ import streamlit as st
 
 from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES, Report, report_from_run
 from core.image_eval import GALLERY_FILE
-from core.predict import predict_table
+from core.progress import summarise
 from core.runs import MANIFEST_FILE, RunSummary, list_runs
-from core.types import TableData
 from ui import state
 
 TASK_WORDS = {
@@ -129,19 +127,27 @@ def is_imbalanced(report: Report) -> bool:
     return report.task != "regression" and minority_share(report) < (0.2 if k == 2 else 0.4 / k)
 
 
-PREDICT_CHUNK_ROWS = 100_000
+def job_progress(job_id: str, words: str) -> None:
+    """A progress bar for a short background job (prediction); reruns the page when it ends."""
+
+    @st.fragment(run_every=0.5)
+    def _bar() -> None:
+        job = state.job_manager().get(job_id)
+        if job is None or job.done:
+            st.rerun(scope="app")
+        if job.state == "queued":
+            st.info(f"Waiting for a free worker: position {job.position} in the queue.")
+            return
+        st.progress(summarise(job.events).fraction, text=f"{words} ({job.elapsed:.0f} s)")
+
+    _bar()
 
 
-def predict_table_in_chunks(run_dir: str | Path, table: TableData,
-                            on_progress: Callable[[float], None]) -> pd.DataFrame:
-    """``core.predict.predict_table`` in slices of rows, reporting the share done after each,
-    so a large table shows progress instead of a frozen page."""
-    frame, parts = table.frame, []
-    for start in range(0, max(len(frame), 1), PREDICT_CHUNK_ROWS):
-        part = TableData(frame=frame.iloc[start:start + PREDICT_CHUNK_ROWS], load=table.load)
-        parts.append(predict_table(run_dir, part, runs_dir=state.runs_dir()))
-        on_progress(min(1.0, (start + PREDICT_CHUNK_ROWS) / max(len(frame), 1)))
-    return pd.concat(parts) if len(parts) > 1 else parts[0]
+@st.cache_data(show_spinner=False, max_entries=4)
+def load_predictions(csv_path: str) -> tuple[pd.DataFrame, bytes]:
+    """The predictions a job wrote: a frame for the preview and the CSV bytes for the download."""
+    path = Path(csv_path)
+    return pd.read_parquet(path.with_suffix(".parquet")), path.read_bytes()
 
 
 # ---------------------------------------------------------------- images
