@@ -138,7 +138,7 @@ def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, sto
         record(Message("warning", f"The time budget of {plan.time_budget:g} s ran out: the best model so far is kept."))
     return TrainResult(plan=plan, device=device, main=main, baseline=baseline, X_valid=X_valid, y_valid=y_valid,
                        y_train=y_train, valid_index=np.asarray(valid_idx), n_train=len(train_idx), fit_seconds=fit_seconds,
-                       baseline_seconds=baseline_seconds, history=history, messages=messages)
+                       baseline_seconds=baseline_seconds, history=main.history or history, messages=messages)
 
 
 def _baseline_context(make, params, started) -> FitContext:

@@ -61,6 +61,9 @@ class Fitted:
     name: str  # e.g. "HistGradientBoostingClassifier"
     stopped_early: bool = False
     cancelled: bool = False
+    # The full curve when the family knows it better than its throttled live events did
+    # (boosting records every round's losses); None keeps the events' curve.
+    history: list[EpochEnded] | None = None
 
 
 class ModelFamily(ABC):

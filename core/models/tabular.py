@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from core.device import cpu_threads
-from core.events import Message
+from core.events import EpochEnded, Message
 from core.features import dense_preprocessor, tree_preprocessor
 from core.models.base import EarlyStopping, FitContext, Fitted, ModelFamily, epoch_event
 
@@ -186,6 +186,20 @@ class _RoundReporter:
                                   self.started, max_epochs=self.max_rounds))
 
 
+def _round_history(booster, started: float, max_rounds: int, limit: int = 1000) -> list[EpochEnded]:
+    """Every boosting round's train and validation loss (at most ``limit`` evenly spaced), from
+    the booster's own record: the live events were throttled to a few a second. Seconds per round
+    are spread evenly over the fit's wall time (rounds cost about the same)."""
+    n = len(booster.validation_score_) - 1
+    if n < 1:
+        return []
+    rounds = np.unique(np.r_[np.linspace(1, n, min(n, limit)).astype(int), n])
+    elapsed = time.perf_counter() - started
+    return [EpochEnded(epoch=int(r), train_loss=float(-booster.train_score_[r]),
+                       valid_loss=float(-booster.validation_score_[r]), seconds=elapsed * r / n,
+                       max_epochs=max_rounds) for r in rounds]
+
+
 class HGBFamily(SklearnFamily):
     """Histogram gradient boosting: the strongest default on tables; native missing values and
     categories."""
@@ -235,7 +249,8 @@ class HGBFamily(SklearnFamily):
         if ctx.params.get("log_target"):
             name += " on log(target)"
         return Fitted(Pipeline([("prep", prep), ("model", _finish(ctx, booster))]), settings, name,
-                      stopped_early=stopped_early, cancelled=reporter.cancelled)
+                      stopped_early=stopped_early, cancelled=reporter.cancelled,
+                      history=_round_history(booster, reporter.started, max_rounds))
 
 
 class ForestFamily(SklearnFamily):

@@ -33,6 +33,8 @@ def test_event_order_and_curve(churn):
     assert [e.epoch for e in epochs] == sorted(e.epoch for e in epochs)
     assert all(np.isfinite(e.train_loss) and np.isfinite(e.valid_loss) for e in epochs)
     assert epochs[-1].epoch == result.main.params["n_iter"]
+    # The saved curve has every round, even though live events were throttled.
+    assert [e.epoch for e in result.history] == list(range(1, result.main.params["n_iter"] + 1))
     assert result.baseline is not None and result.main.name == "HistGradientBoostingClassifier"
 
 
