@@ -312,7 +312,11 @@ def compare_to_baseline(report: Report) -> str:
     if abs(diff) < 0.005:
         return f"{METRIC_NAMES[key]} {mine:.3f}: no better than {ref_name} ({ref:.3f}) — the simpler model would do."
     verdict = "beats" if diff > 0 else "is worse than"
-    return f"{METRIC_NAMES[key]} {mine:.3f} {verdict} {ref_name} ({ref:.3f}) by {abs(diff):.3f}."
+    advice = ""
+    if diff < 0 and ref_name == "the linear baseline":
+        advice = (" On this data the simpler model is the better choice: train the linear model (Train → "
+                  "Settings → Model), or let 'Compare models first' score both on several folds.")
+    return f"{METRIC_NAMES[key]} {mine:.3f} {verdict} {ref_name} ({ref:.3f}) by {abs(diff):.3f}.{advice}"
 
 
 # ---------------------------------------------------------------- right after training
