@@ -69,14 +69,14 @@ def _check_choice(model: str, kind: str) -> None:
         raise PlanError(f"The model '{model}' does not work on {what}. Choose 'auto' to let Trainboard pick.")
 
 
-def _valid_fraction(n_rows: int, overrides: Overrides) -> tuple[float, str]:
+def _valid_fraction(n_rows: int, overrides: Overrides, unit: str = "rows") -> tuple[float, str]:
     if overrides.valid_fraction is not None:
         f = float(overrides.valid_fraction)
         if not 0.05 <= f <= 0.5:
             raise PlanError("The validation share must be between 5% and 50% of the rows.")
-        return f, f"You chose to hold out {f:.0%} of the rows for validation."
+        return f, f"You chose to hold out {f:.0%} of the {unit} for validation."
     f = 0.1 if n_rows >= LARGE_TABLE else 0.2
-    return f, (f"{f:.0%} of the rows (about {int(n_rows * f):,}) are held out for validation: the model never "
+    return f, (f"{f:.0%} of the {unit} (about {int(n_rows * f):,}) are held out for validation: the model never "
                "trains on them, so its scores there are honest.")
 
 
@@ -199,7 +199,7 @@ def _plan_images(data: ImageData, overrides: Overrides, device: DeviceInfo | Non
     epochs = overrides.max_epochs or default_epochs(int(n * (1 - fraction)))
     reasons.append(f"Up to {epochs} passes over the data (epochs), stopping early when the validation loss stops "
                    "improving; the best epoch's weights are kept.")
-    fraction, split_reason = _valid_fraction(n, overrides)
+    fraction, split_reason = _valid_fraction(n, overrides, unit="images")
     reasons.append(split_reason + " The split is stratified by class.")
     if counts.min() / counts.max() < 0.5:
         reasons.append("Classes are unevenly sized: read balanced accuracy and the per-class curves, not only "

@@ -45,7 +45,9 @@ class Progress:
             return "Loading the data…"
         last = self.last_epoch
         if last is None:
-            return "Fitting the baseline, then the main model…"
+            if self.plan.baseline:
+                return "Fitting the baseline, then the main model…"
+            return "Preparing the first epoch…"
         of = f" of at most {last.max_epochs}" if last.max_epochs else ""
         unit = "round" if self.plan and self.plan.model == "hgb" else "trees" if self.plan and \
             self.plan.model == "forest" else "epoch"
