@@ -193,13 +193,12 @@ def _plan_images(data: ImageData, overrides: Overrides, device: DeviceInfo | Non
                   "if a mirrored picture keeps its class.")]
     if device is not None and device.type != "cpu":
         reasons.append(f"Training runs on the {device.badge}.")
-    fraction, _ = _valid_fraction(n, overrides)
+    fraction, split_reason = _valid_fraction(n, overrides, unit="images")
     from core.models.cnn import default_epochs
 
     epochs = overrides.max_epochs or default_epochs(int(n * (1 - fraction)))
     reasons.append(f"Up to {epochs} passes over the data (epochs), stopping early when the validation loss stops "
                    "improving; the best epoch's weights are kept.")
-    fraction, split_reason = _valid_fraction(n, overrides, unit="images")
     reasons.append(split_reason + " The split is stratified by class.")
     if counts.min() / counts.max() < 0.5:
         reasons.append("Classes are unevenly sized: read balanced accuracy and the per-class curves, not only "
