@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import planner
 from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES, Report, report_from_run
 from core.image_eval import GALLERY_FILE
 from core.progress import summarise
@@ -115,16 +116,12 @@ def side_legend(fig: Any, most_on_top: int = 3) -> Any:
 
 def minority_share(report: Report) -> float:
     """The rarest class's share of the validation rows (1.0 for regression)."""
-    if report.task == "regression" or report.predictions.empty:
-        return 1.0
-    shares = report.predictions["true"].value_counts(normalize=True).reindex(list(report.classes), fill_value=0)
-    return float(shares.min())
+    return planner.minority_share(report.predictions["true"], report.classes)
 
 
 def is_imbalanced(report: Report) -> bool:
-    """The planner's rule (rarest class under 20% for two classes, 0.4/k for k), on the validation rows."""
-    k = max(len(report.classes), 2)
-    return report.task != "regression" and minority_share(report) < (0.2 if k == 2 else 0.4 / k)
+    """The planner's imbalance rule, applied to the validation rows."""
+    return report.task != "regression" and planner.is_imbalanced(report.predictions["true"], report.classes)
 
 
 def job_progress(job_id: str, words: str) -> None:
