@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from core.types import DeviceInfo
@@ -37,13 +39,19 @@ def sidebar() -> None:
                 st.markdown(f"**Target:** {target or '—'}")
             else:
                 st.markdown(f"**Images:** {len(data.data.labels):,} in {len(data.data.class_names)} classes")
-        _device()
-        _job_status()
+        _live_status()
 
 
 @st.fragment(run_every=3)
-def _job_status() -> None:
-    """The session's job, kept current on every page (and telling the server the user is still here)."""
+def _live_status() -> None:
+    """Device and the session's job, kept current on every page (the poll also tells the server
+    the user is still here)."""
+    st.markdown("**Device for neural networks:**")
+    device = _device_probe().get("device")
+    if device is None:
+        st.caption("checking…")
+    else:
+        device_badge(device)
     job = state.current_job()
     if job is None:
         return
@@ -55,12 +63,15 @@ def _job_status() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _torch_device() -> DeviceInfo:
-    from core.device import pick_device
+def _device_probe() -> dict[str, DeviceInfo]:
+    """Find the torch device in a background thread, once per server: importing torch takes
+    seconds, and the first page should not wait for it."""
+    found: dict[str, DeviceInfo] = {}
 
-    return pick_device()
+    def probe() -> None:
+        from core.device import pick_device
 
+        found["device"] = pick_device()
 
-def _device() -> None:
-    st.markdown("**Device for neural networks:**")
-    device_badge(_torch_device())
+    threading.Thread(target=probe, daemon=True, name="trainboard-device-probe").start()
+    return found
