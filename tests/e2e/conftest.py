@@ -38,7 +38,9 @@ def _healthy(url: str) -> bool:
 def server(tmp_path_factory):
     """The app as a user gets it; yields its URL. Its log is printed when it fails to start."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (CI installs it)")
+        if os.environ.get("CI") == "true":  # CI installs it (.ci/run): a skip there would hide a broken install
+            pytest.fail(f"no Chromium at {CHROMIUM} although CI=true: .ci/run should have installed it")
+        pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (`apt-get install chromium`; CI installs it)")
     folder = tmp_path_factory.mktemp("e2e")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -72,7 +74,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (CI installs it)")
+        if os.environ.get("CI") == "true":  # CI installs it (.ci/run): a skip there would hide a broken install
+            pytest.fail(f"no Chromium at {CHROMIUM} although CI=true: .ci/run should have installed it")
+        pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (`apt-get install chromium`; CI installs it)")
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         yield chromium
