@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -469,6 +470,23 @@ def load_mlp(folder: Path) -> _TorchMLPBase:
 
 
 # -- the family --------------------------------------------------------------------------------
+#: Below this many training rows the MLP runs on one CPU thread: its small batches gain nothing
+#: from a second thread, and on a busy machine OpenMP's spin-waits made one wine fold take 47 s.
+SMALL_FOR_THREADS = 20_000
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Temporarily run torch on ``n`` threads (None leaves the setting alone)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class MLPFamily(ModelFamily):
     """A PyTorch MLP behind the dense preprocessing (one-hot, scaling, date parts, TF-IDF)."""
 
@@ -488,7 +506,8 @@ class MLPFamily(ModelFamily):
         if ctx.time_budget is not None:
             estimator.set_params(time_budget=max(ctx.time_budget - (time.perf_counter() - ctx.started), 0.0))
         try:
-            estimator.fit(X_train, np.asarray(ctx.y_train), X_val=X_valid, y_val=y_valid)
+            with torch_threads(1 if len(ctx.X_train) < SMALL_FOR_THREADS and ctx.device.type == "cpu" else None):
+                estimator.fit(X_train, np.asarray(ctx.y_train), X_val=X_valid, y_val=y_valid)
         finally:
             estimator.set_params(callback=None, stop=None)
         return Fitted(model=Pipeline([("prep", prep), ("model", estimator)]),
