@@ -42,6 +42,8 @@ MODEL_FILE = "model.joblib"
 #: Below this many rows boosting runs on one thread: each round is too short for OpenMP's thread
 #: start-up to pay off, and on a busy machine its spin-waits make small fits several times slower.
 SMALL_FOR_THREADS = 20_000
+#: The forest grows this many seconds' worth of trees between looks at the Stop flag.
+SECONDS_PER_CHUNK = 1.0
 
 
 class LogTargetRegressor(RegressorMixin, BaseEstimator):
@@ -265,9 +267,13 @@ class ForestFamily(SklearnFamily):
         Xv = np.nan_to_num(prep.transform(ctx.X_valid), nan=-1.0)
         y_train, y_valid = _target(ctx, ctx.y_train), _target(ctx, ctx.y_valid)
         n_trees = int(ctx.max_epochs or ctx.params.get("n_estimators", 300))
-        chunk = int(ctx.params.get("chunk", 25))
-        common = dict(n_estimators=0, warm_start=True, random_state=ctx.seed, n_jobs=cpu_threads(),
-                      min_samples_leaf=int(ctx.params.get("min_samples_leaf", 1)),
+        threads = cpu_threads()
+        chunk = threads  # the first chunk measures the pace; later ones aim at ~1 s so Stop stays quick
+        # Large tables: leaves of a few rows and trees on a 100k-row subsample keep the fit and the
+        # saved model (it grows with the leaves) to a sensible size.
+        common = dict(n_estimators=0, warm_start=True, random_state=ctx.seed, n_jobs=threads,
+                      min_samples_leaf=int(ctx.params.get("min_samples_leaf", 1 if len(Xt) < 20_000 else 5)),
+                      max_samples=ctx.params.get("max_samples", None if len(Xt) <= 100_000 else 100_000 / len(Xt)),
                       max_features=ctx.params.get("max_features", "sqrt" if ctx.task != "regression" else 1.0))
         if ctx.task == "regression":
             forest = RandomForestRegressor(**common)
@@ -280,7 +286,10 @@ class ForestFamily(SklearnFamily):
         while forest.n_estimators < n_trees:
             old = forest.n_estimators
             forest.set_params(n_estimators=min(n_trees, old + chunk))
+            t0 = time.perf_counter()
             forest.fit(Xt, y_train)
+            per_tree = (time.perf_counter() - t0) / max(forest.n_estimators - old, 1)
+            chunk = int(np.clip(round(SECONDS_PER_CHUNK / max(per_tree, 1e-6)), threads, 50))
             new_trees = forest.estimators_[old:]
             votes_valid = votes_valid + _tree_votes(new_trees, Xv, ctx.task)
             votes_train = votes_train + _tree_votes(new_trees, Xt[sample], ctx.task)
@@ -298,7 +307,7 @@ class ForestFamily(SklearnFamily):
                 ctx.emit(Message("info", f"Stopped at {n} trees: more trees no longer lowered the validation loss."))
                 break
         settings = {"n_estimators": int(forest.n_estimators), "max_features": common["max_features"],
-                    "min_samples_leaf": common["min_samples_leaf"],
+                    "min_samples_leaf": common["min_samples_leaf"], "max_samples": common["max_samples"],
                     "class_weight": getattr(forest, "class_weight", None),
                     "log_target": bool(ctx.params.get("log_target"))}
         forest.set_params(warm_start=False, n_jobs=None)
