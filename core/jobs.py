@@ -26,6 +26,11 @@ from typing import Any, Literal
 from core.device import cpu_threads
 from core.events import Event, RunFinished
 
+#: After this many workers in a row die while starting, the manager stops respawning them.
+MAX_FAILED_STARTS = 3
+START_FAILED = ("The training workers cannot start on this server, so nothing can be trained. This is a problem "
+                "with the installation, not with your data; the server log says why.")
+
 State = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = frozenset({"done", "failed", "cancelled"})
 
@@ -155,6 +160,7 @@ class JobManager:
         self._pending: list[Job] = []
         self._ids = itertools.count(1)
         self._closed = False
+        self._failed_starts = 0  # workers in a row that died before they were ready
         self._workers = [self._spawn() for _ in range(self.n_workers)]
         self._wake = threading.Event()
         self._monitor = threading.Thread(target=self._run_monitor, daemon=True, name="trainboard-jobs")
@@ -312,11 +318,18 @@ class JobManager:
         if not worker.process.is_alive():
             if job is not None:
                 self._drain(worker)
+            self._failed_starts = 0 if worker.ready else self._failed_starts + 1
             if worker.job is not None:
                 self._finish(worker.job, "failed",
                              "The training process stopped unexpectedly (it may have run out of memory). "
-                             "Try a smaller file or a simpler model.")
+                             "Try a smaller file or a simpler model." if worker.ready else START_FAILED)
+                worker.job = None
             worker.kill()
+            if self._failed_starts >= MAX_FAILED_STARTS:  # it would only die again: stop, and say so
+                for queued in list(self._pending):
+                    self._finish(queued, "failed", START_FAILED)
+                self._pending.clear()
+                return
             self._workers[index] = self._spawn()
             return
         if job is None:
@@ -334,6 +347,11 @@ class JobManager:
             self._workers[index] = self._spawn()
 
     def _dispatch(self, worker: _Worker) -> None:
+        if self._failed_starts >= MAX_FAILED_STARTS:
+            for queued in list(self._pending):
+                self._finish(queued, "failed", START_FAILED)
+            self._pending.clear()
+            return
         if worker.job is not None or not self._pending or not worker.process.is_alive():
             return
         job = self._pending.pop(0)

@@ -141,3 +141,24 @@ def test_jobs_of_an_idle_owner_are_cancelled():
         assert any(isinstance(e, Message) and "Nobody has looked" in e.text for e in job.events)
     finally:
         manager.shutdown()
+
+
+def test_workers_that_cannot_start_fail_jobs_in_words(monkeypatch):
+    import core.jobs as jobs
+
+    monkeypatch.setattr(jobs, "_worker_main", _dies_at_start)
+    manager = JobManager(workers=1, preload=False)
+    try:
+        job = manager.wait(manager.submit(quick, kind="call"), timeout=120)
+        assert job.state == "failed" and "cannot start" in job.error
+        assert wait_for(lambda: manager._failed_starts == jobs.MAX_FAILED_STARTS, timeout=120)
+        time.sleep(1.0)
+        assert manager._failed_starts == jobs.MAX_FAILED_STARTS  # it gave up instead of respawning forever
+        late = manager.wait(manager.submit(quick, kind="call"), timeout=10)
+        assert late.state == "failed" and "cannot start" in late.error
+    finally:
+        manager.shutdown()
+
+
+def _dies_at_start(*args):
+    os._exit(1)
