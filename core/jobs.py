@@ -316,6 +316,8 @@ class JobManager:
     def _check_health(self, index: int, worker: _Worker) -> None:
         job = worker.job
         if not worker.process.is_alive():
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                return  # given up on this worker already
             if job is not None:
                 self._drain(worker)
             self._failed_starts = 0 if worker.ready else self._failed_starts + 1
