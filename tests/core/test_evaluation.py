@@ -117,3 +117,24 @@ def test_worst_errors_confidently_wrong_first():
                           "proba: a": [0.4, 0.1, 0.2], "proba: b": [0.6, 0.9, 0.8]})
     worst = worst_errors(frame, "binary")
     assert worst["row"].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_permutation_importance_finds_the_signal(task):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from core.evaluation import permutation_importances
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"signal": rng.normal(size=600), "noise": rng.normal(size=600)})
+    y = X["signal"] * 3 + rng.normal(0, 0.1, 600)
+    if task == "binary":
+        y = np.where(y > 0, "up", "down")
+        model = HistGradientBoostingClassifier(max_iter=50).fit(X[:400], y[:400])
+    else:
+        model = HistGradientBoostingRegressor(max_iter=50).fit(X[:400], y[:400])
+    items, rows = permutation_importances(model, X[400:], np.asarray(y)[400:], task)
+    by_name = {i.feature: i for i in items}
+    assert rows == 200 and items[0].feature == "signal"
+    assert by_name["signal"].importance > 0.3 and abs(by_name["noise"].importance) < 0.05
+    assert by_name["signal"].std >= 0
