@@ -149,8 +149,13 @@ def class_probabilities(model: Any, X: Any, classes: tuple[str, ...]) -> np.ndar
     model_classes = np.asarray(getattr(model, "classes_", np.arange(len(classes))))
     if np.issubdtype(model_classes.dtype, np.integer) and len(model_classes) == len(classes):
         return proba
-    order = [list(map(str, model_classes)).index(c) for c in classes]
-    return proba[:, order]
+    # A model that never saw a class (e.g. a baseline fitted on a sample) gives it probability 0.
+    out = np.zeros((len(proba), len(classes)))
+    column = {str(c): i for i, c in enumerate(model_classes)}
+    for j, c in enumerate(classes):
+        if c in column:
+            out[:, j] = proba[:, column[c]]
+    return out
 
 
 def baseline_predictions(task: Task, y_train, n_valid: int, classes: tuple[str, ...]) -> np.ndarray:
