@@ -1,0 +1,178 @@
+"""Section 6: how fast the app answers — server start, and first paint of pages in a real browser.
+
+``streamlit run app.py`` headless on a free loopback port (file watcher off), its runs folder a
+copy of one saved run; Chromium (``/usr/bin/chromium``) driven by Playwright with the e2e tests'
+launch and wait helpers. Skipped with a note where Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, Config, Section, Spread, Table, log, run_child
+
+CHROMIUM = "/usr/bin/chromium"
+START_TIMEOUT_S = 120
+CHART = '[data-testid="stPlotlyChart"]'
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _start_server(runs_dir: str, log_path: Path) -> tuple[subprocess.Popen, str, float]:
+    """Start the app; returns the process, its URL and seconds until ``/_stcore/health`` answered."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, TRAINBOARD_RUNS=runs_dir, PYTHONUNBUFFERED="1")
+    env.pop("TRAINBOARD_INLINE_JOBS", None)
+    with open(log_path, "w") as server_log:
+        t0 = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+             "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
+    while not _healthy(url):
+        if process.poll() is not None or time.perf_counter() - t0 > START_TIMEOUT_S:
+            _stop(process)
+            raise RuntimeError(f"streamlit did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+    return process, url, time.perf_counter() - t0
+
+
+def _stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def app_child(runs_dir: str, log_path: str, loads: int, browser: bool) -> dict[str, Any]:
+    """Child task: start the server, then time page loads in fresh browser contexts."""
+    process, url, health_s = _start_server(runs_dir, Path(log_path))
+    try:
+        if not browser:
+            return {"health_s": health_s}
+        try:
+            return {"health_s": health_s, **_page_loads(url, loads)}
+        except Exception as err:  # a browser hiccup is a finding to report, not a crash of the run
+            return {"health_s": health_s, "browser_error": f"{type(err).__name__}: {str(err)[:300]}"}
+    finally:
+        _stop(process)
+
+
+def _page_loads(url: str, loads: int) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT))
+    from tests.e2e.screenshot import TITLE, launch, wait_for_app
+
+    out: dict[str, list[float]] = {"data_paint": [], "data_settled": [], "evaluate_paint": [],
+                                   "evaluate_chart": [], "evaluate_settled": [], "evaluate_reload_chart": []}
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            for _ in range(loads):
+                for page_name in ("data", "evaluate"):
+                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                    page = context.new_page()
+                    page.set_default_timeout(90_000)
+                    t0 = time.perf_counter()
+                    page.goto(url if page_name == "data" else f"{url}/evaluate")
+                    page.wait_for_selector(TITLE)
+                    out[f"{page_name}_paint"].append(time.perf_counter() - t0)
+                    if page_name == "evaluate":
+                        page.locator(f"{CHART} >> visible=true").first.wait_for()
+                        out["evaluate_chart"].append(time.perf_counter() - t0)
+                    wait_for_app(page, settle_s=1.0)
+                    out[f"{page_name}_settled"].append(time.perf_counter() - t0 - 1.0)
+                    if page_name == "evaluate":  # again in the same tab: plotly.js is cached by now
+                        t0 = time.perf_counter()
+                        page.reload()
+                        page.locator(f"{CHART} >> visible=true").first.wait_for()
+                        out["evaluate_reload_chart"].append(time.perf_counter() - t0)
+                    context.close()
+        finally:
+            browser.close()
+    return out
+
+
+def _browser_available() -> str | None:
+    """None when the browser part can run, else why not."""
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM}"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed"
+    return None
+
+
+def run(cfg: Config, shared: dict[str, Any]) -> Section:
+    section = Section(
+        "6. App latency",
+        "`streamlit run app.py` (headless, free loopback port, `--server.fileWatcherType none`): seconds from "
+        "launch until `/_stcore/health` answers. Then headless Chromium (Playwright) opens pages in fresh "
+        "browser contexts: *paint* is the page title drawn, *settled* is no script run in progress (the e2e "
+        "helper's test, its 1 s quiet period subtracted). Evaluate shows a saved run (`TRAINBOARD_RUNS` holds "
+        "one: the churn run of section 5). The first load of each page includes the server's first imports.")
+    runs_dir = cfg.work / "runs-app"
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    runs_dir.mkdir(parents=True)
+    source = (shared.get("runs") or {}).get("churn.csv")
+    if source is None:
+        log("app latency: training churn.csv for the Evaluate page")
+        source = run_child("end_to_end:job_child", source="sample_data/churn.csv",
+                           runs_dir=str(cfg.work / "runs-e2e")).data["run_dir"]
+    shutil.copytree(source, runs_dir / Path(source).name)
+    missing = _browser_available()
+    if missing:
+        section.notes.append(f"Browser timings skipped: {missing}.")
+    starts, loads = [], []
+    for i in range(1 if cfg.quick else 2):
+        log(f"app latency: server start {i + 1}")
+        data = run_child("app_latency:app_child", runs_dir=str(runs_dir), log_path=str(cfg.work / "server.log"),
+                         loads=2 if cfg.quick else 3, browser=missing is None and i == 0, timeout=600).data
+        starts.append(data["health_s"])
+        if "data_paint" in data:
+            loads.append(data)
+        if "browser_error" in data:
+            section.notes.append(f"The browser part failed: {data['browser_error']}")
+    table = Table(["what", "first s", "later loads s (median (min–max))"])
+    table.add("server start → /_stcore/health", Spread.of(starts).text(), "—")
+    if loads:
+        data = loads[0]
+        for key, label in (("data_paint", "Data page: title painted"), ("data_settled", "Data page: settled"),
+                           ("evaluate_paint", "Evaluate page (saved run): title painted"),
+                           ("evaluate_chart", "Evaluate page: first chart drawn"),
+                           ("evaluate_settled", "Evaluate page: settled"),
+                           ("evaluate_reload_chart", "Evaluate page reloaded in the same tab: first chart")):
+            values = data[key]
+            later = Spread.of(values[1:]).text() if len(values) > 1 else "—"
+            table.add(label, f"{values[0]:.2f}", later)
+    section.tables.append(table)
+    return section
