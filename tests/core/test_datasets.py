@@ -337,3 +337,10 @@ def test_bundled_samples_are_listed_and_load():
     churn = load_table(SAMPLE_DIR / "churn.csv")
     assert churn.load.n_rows == 5000 and churn.frame.columns[-1] == "churned"
     assert_sklearn_friendly(churn.frame)
+
+
+def test_spaces_after_the_delimiter_are_skipped_only_when_present():
+    spaced = load_table(b"a, b, c\n1, x, 2.5\n2, y, 3.5\n", name="spaced.csv").frame
+    assert spaced["b"].tolist() == ["x", "y"] and spaced["c"].tolist() == [2.5, 3.5]
+    tight = load_table(b"a,b\n1, x\n2,y\n", name="tight.csv").frame  # no ", " in the header: kept as written
+    assert list(tight.columns) == ["a", "b"]
