@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import app_latency, end_to_end, live, loading, quality, tables, torch_loops
-from bench.common import ROOT, WORK, Config, Section, log
+from bench.common import NOISY_SPREAD, ROOT, WORK, Config, Section, log
 
 SECTIONS: dict[str, Callable[[Config, dict[str, Any]], Section]] = {
     "1": lambda cfg, shared: tables.run(cfg),
@@ -92,7 +92,10 @@ def render(cfg: Config, header: list[str], sections: list[Section], total_s: flo
     lines = ["# Trainboard benchmark results", "",
              "Written by `python -m bench`" + (" --quick (a smoke run: small sizes, one repeat)" if cfg.quick else "")
              + " — see `bench/__init__.py`. Every figure is a ratio of two things measured in this run, each in a "
-               "fresh process, repeats interleaved; times are median (min–max).", "", *header,
+               "fresh process, repeats interleaved; times are median (min–max). A verdict marked *(noisy)* "
+               f"had repeats disagreeing by more than {NOISY_SPREAD}×, usually other processes fighting for the "
+               "cores (OpenMP's spin-waiting threads collapse when a core is taken): rerun before acting on it.",
+             "", *header,
              f"- Load average at the end: {_load()}; whole run {total_s / 60:.1f} min.", "",
              "## Summary", ""]
     lines += [f"- MISS — {m}" for m in misses] or ["- Every target met."]
@@ -110,10 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these sections (1-7)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the results (default bench/RESULTS.md; bench/_work/RESULTS-quick.md "
-                             "for --quick)")
+                             "for --quick, bench/_work/RESULTS-partial.md for --only)")
     args = parser.parse_args(argv)
     cfg = Config(quick=args.quick)
-    out = args.out or (WORK / "RESULTS-quick.md" if args.quick else ROOT / "bench" / "RESULTS.md")
+    # Only a full run of every section replaces bench/RESULTS.md.
+    partial = args.quick or bool(args.only)
+    out = args.out or (WORK / f"RESULTS-{'quick' if args.quick else 'partial'}.md" if partial
+                       else ROOT / "bench" / "RESULTS.md")
     WORK.mkdir(parents=True, exist_ok=True)
     header = machine()
     log("machine: " + " | ".join(line[2:] for line in header))

@@ -24,6 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "_work"
 RESULT_MARK = "BENCH-RESULT "
+#: Per-repeat ratios spanning more than this factor make a verdict "noisy".
+NOISY_SPREAD = 1.5
 
 
 @dataclass(frozen=True)
@@ -231,13 +233,19 @@ class Section:
     error: str | None = None
     seconds: float = 0.0
 
-    def judge(self, what: str, value: float | None, target: float, higher_is_better: bool = False) -> str:
-        """The verdict, remembering a miss for the summary."""
-        result = verdict(value, target, higher_is_better)
+    def judge(self, what: str, value: float | Spread | None, target: float, higher_is_better: bool = False) -> str:
+        """The verdict (on the median of a spread), remembering a miss for the summary. Repeats that
+        disagree by more than ``NOISY_SPREAD``× mark the verdict noisy: on a shared machine that
+        is usually another process fighting for the cores, not the code."""
+        spread = value if isinstance(value, Spread) else None
+        number = spread.median if spread is not None else value
+        result = verdict(number, target, higher_is_better)
+        noisy = spread is not None and spread.min > 0 and spread.max / spread.min > NOISY_SPREAD
         if result == "MISS":
             sign = "≥" if higher_is_better else "≤"
-            self.misses.append(f"{what}: {value:.2f} (target {sign} {target:g})")
-        return result
+            caveat = f" — noisy: repeats ranged {spread.min:.2f}–{spread.max:.2f}" if noisy else ""
+            self.misses.append(f"{what}: {number:.2f} (target {sign} {target:g}){caveat}")
+        return f"{result} (noisy)" if noisy and result != "—" else result
 
     def markdown(self) -> str:
         parts = [f"## {self.title}", ""]

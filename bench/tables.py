@@ -202,9 +202,9 @@ def run(cfg: Config) -> Section:
         on, off = ratios(times["core_on"], times["plain"]), ratios(times["core_off"], times["plain"])
         rounds = {d["rounds"] for ds in details.values() for d in ds}
         overhead.add(f"{n_rows:,}", Spread.of(times["plain"]).text(), Spread.of(times["core_on"]).text(),
-                     on.text(3), f"≤ {TARGET_ON}", section.judge(f"live ON at {n_rows:,} rows", on.median, TARGET_ON),
+                     on.text(3), f"≤ {TARGET_ON}", section.judge(f"live ON at {n_rows:,} rows", on, TARGET_ON),
                      Spread.of(times["core_off"]).text(), off.text(3), f"≤ {TARGET_OFF}",
-                     section.judge(f"live OFF at {n_rows:,} rows", off.median, TARGET_OFF),
+                     section.judge(f"live OFF at {n_rows:,} rows", off, TARGET_OFF),
                      "/".join(map(str, sorted(rounds))), repeats)
         events = details["core_on"][0]["events"]
         section.notes.append(f"{n_rows:,} rows: {events} events per live fit; live ON / OFF "
@@ -243,7 +243,7 @@ def _jobs(cfg: Config, section: Section) -> None:
               f"{second['fit_s'] / Spread.of(data['plain']).median:.3f}", seconds(second["waited_s"]),
               seconds(second["elapsed_s"]))
     section.tables.append(table)
-    verdict = section.judge(f"job alone through the JobManager ({cfg.job_rows:,} rows)", ratio.median, TARGET_ON)
+    verdict = section.judge(f"job alone through the JobManager ({cfg.job_rows:,} rows)", ratio, TARGET_ON)
     section.notes.append(f"(a) job alone vs plain: ratio {ratio.median:.3f}, target ≤ {TARGET_ON} → {verdict}. "
                          f"(b) with one worker per two cores the second session's job queues: A's fit took "
                          f"{first['fit_s']:.2f} s against {Spread.of(alone).median:.2f} s alone "

@@ -211,7 +211,7 @@ def run(cfg: Config) -> Section:
         first = details["trainboard"][0]
         table.add(label, data_name, kwargs["epochs"], first["batch_size"], Spread.of(rates["hand"]).text(0),
                   Spread.of(rates["trainboard"]).text(0), ratio.text(3), f"≥ {TARGET}",
-                  section.judge(f"{label} throughput on {data_name}", ratio.median, TARGET, higher_is_better=True))
+                  section.judge(f"{label} throughput on {data_name}", ratio, TARGET, higher_is_better=True))
         if first["epochs"] != kwargs["epochs"] or not math.isfinite(ratio.median):
             section.notes.append(f"{label}: Trainboard ran {first['epochs']} epochs, not {kwargs['epochs']}.")
     return section
