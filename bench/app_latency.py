@@ -10,38 +10,23 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Config, Section, Spread, Table, log, run_child
+from tests.e2e.screenshot import free_port, healthy
 
 CHROMIUM = "/usr/bin/chromium"
 START_TIMEOUT_S = 120
 CHART = '[data-testid="stPlotlyChart"]'
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def _start_server(runs_dir: str, log_path: Path) -> tuple[subprocess.Popen, str, float]:
     """Start the app; returns the process, its URL and seconds until ``/_stcore/health`` answered."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TRAINBOARD_RUNS=runs_dir, PYTHONUNBUFFERED="1")
     env.pop("TRAINBOARD_INLINE_JOBS", None)
@@ -52,7 +37,7 @@ def _start_server(runs_dir: str, log_path: Path) -> tuple[subprocess.Popen, str,
              "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
-    while not _healthy(url):
+    while not healthy(url):
         if process.poll() is not None or time.perf_counter() - t0 > START_TIMEOUT_S:
             _stop(process)
             raise RuntimeError(f"streamlit did not start: {log_path.read_text()[-2000:]}")

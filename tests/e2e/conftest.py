@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.screenshot import CHROMIUM, full_page_screenshot, launch, wait_for_app
+from tests.e2e.screenshot import CHROMIUM, free_port, full_page_screenshot, healthy, launch, wait_for_app
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +26,7 @@ def server(tmp_path_factory):
             pytest.fail(f"no Chromium at {CHROMIUM} although CI=true: .ci/run should have installed it")
         pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (`apt-get install chromium`; CI installs it)")
     folder = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TRAINBOARD_RUNS=str(folder / "runs"), PYTHONUNBUFFERED="1")
     env.pop("TRAINBOARD_INLINE_JOBS", None)  # the real thing: training in worker processes
@@ -55,7 +39,7 @@ def server(tmp_path_factory):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(url):
+        while not healthy(url):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start; its log:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.3)

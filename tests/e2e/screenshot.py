@@ -28,6 +28,26 @@ RUNNING = '[data-testid="stStatusWidgetRunningIcon"]'
 TITLE = '[data-testid="stMain"] h1'
 
 
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    """Whether a Streamlit server at ``url`` answers its health endpoint."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def launch(playwright):
     """Headless Chromium from the system package (Playwright's own browsers are not installed)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
