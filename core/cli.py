@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir")
     predict.add_argument("path")
     predict.add_argument("--out", default="predictions.csv")
+    predict.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR),
+                         help="the runs folder RUN_DIR lies in (only runs inside it are loaded)")
 
     comp = sub.add_parser("compare", help="compare candidate models on the same folds")
     comp.add_argument("path")
@@ -119,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.predict import predict_file
 
-    out = predict_file(args.run_dir, args.path, on_event=PrintSink())
+    out = predict_file(args.run_dir, args.path, args.runs_dir, on_event=PrintSink())
     out_path = Path(args.out)
     if out_path.suffix.lower() == ".parquet":
         out.to_parquet(out_path, index=False)
@@ -150,7 +152,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from core.runs import load_manifest, resolve_run
 
-    manifest = load_manifest(resolve_run(args.run_dir))
+    manifest = load_manifest(resolve_run(args.run_dir, Path(args.run_dir).resolve().parent))  # JSON only
     summary = {k: manifest[k] for k in ("run_id", "created", "task", "metrics", "baseline", "timings",
                                         "stopped_early", "cancelled")}
     summary["model"] = {k: manifest["model"][k] for k in ("key", "name", "params")}

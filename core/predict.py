@@ -21,7 +21,7 @@ from core.types import TableData
 CHUNK_ROWS = 100_000
 
 
-def predict_table(run_dir: str | Path, data: TableData, runs_dir: str | Path | None = None,
+def predict_table(run_dir: str | Path, data: TableData, runs_dir: str | Path,
                   on_event: Callback = ignore, stop: StopFlag | None = None) -> pd.DataFrame:
     """The table's prediction columns followed by its own columns."""
     model, manifest = load_model(run_dir, runs_dir)
@@ -38,8 +38,8 @@ def predict_table(run_dir: str | Path, data: TableData, runs_dir: str | Path | N
     return out[answers + list(frame.columns)]
 
 
-def predict_images(run_dir: str | Path, source: Any, name: str | None = None,
-                   runs_dir: str | Path | None = None) -> pd.DataFrame:
+def predict_images(run_dir: str | Path, source: Any, name: str | None,
+                   runs_dir: str | Path) -> pd.DataFrame:
     """One row per image: file name, predicted class, confidence and class probabilities."""
     from core.images import load_unlabelled_images
 
@@ -58,7 +58,7 @@ def predict_images(run_dir: str | Path, source: Any, name: str | None = None,
     return out
 
 
-def predict_file(run_dir: str | Path, path: str | Path, runs_dir: str | Path | None = None,
+def predict_file(run_dir: str | Path, path: str | Path, runs_dir: str | Path,
                  name: str | None = None, on_event: Callback = ignore, stop: StopFlag | None = None) -> pd.DataFrame:
     """Predictions for a table file, or an image folder / zip, at ``path``."""
     from core.datasets import load_table

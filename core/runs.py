@@ -214,21 +214,25 @@ def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunSummary]:
     return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
 
 
-def resolve_run(run_dir: str | Path, runs_dir: str | Path | None = None) -> Path:
-    """The run folder, checked to lie inside ``runs_dir`` when one is given (model files are
-    pickles: only the app's own runs may be loaded)."""
-    path = Path(run_dir).resolve()
-    if runs_dir is not None:
-        root = Path(runs_dir).resolve()
-        if root not in path.parents:
-            raise RunError("Only runs saved by this app, inside its runs folder, can be opened.")
+def resolve_run(run_dir: str | Path, runs_dir: str | Path) -> Path:
+    """The run folder, which must lie inside ``runs_dir``: model files are pickles, so only the
+    app's own runs may be loaded (DESIGN rule 7). ``run_dir`` may also be a bare run id."""
+    root = Path(runs_dir).resolve()
+    path = Path(run_dir)
+    if not path.exists() and (root / path).exists():
+        path = root / path
+    path = path.resolve()
+    if root not in path.parents:
+        raise RunError(f"Only runs saved by this app, inside its runs folder ({root}), can be opened. "
+                       "Pick a run from the Runs page, or pass --runs-dir with the folder that holds it.")
     if not (path / MANIFEST_FILE).is_file():
         raise RunError(f"'{run_dir}' is not a saved run. Pick one from the Runs page or train a new one.")
     return path
 
 
-def load_model(run_dir: str | Path, runs_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """The fitted model of a run and its manifest."""
+def load_model(run_dir: str | Path, runs_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The fitted model of a run and its manifest. The only way to a family's ``load`` (which
+    unpickles): the folder is checked to be one of the app's own runs first."""
     path = resolve_run(run_dir, runs_dir)
     manifest = load_manifest(path)
     try:

@@ -548,8 +548,8 @@ class MLPFamily(ModelFamily):
         if not path.is_file():
             raise RunError(f"The folder {folder} has no preprocess.joblib. Pick another run, "
                            "or train the model again.")
-        # joblib unpickles: safe only because load() is only ever called on the app's own run
-        # folders, never on uploaded files (DESIGN.md: untrusted bytes are never unpickled).
+        # joblib unpickles: reached only through core.runs.load_model, which refuses folders outside
+        # the app's runs directory, so uploaded bytes never get here (rule 7).
         prep = joblib.load(path)
         return Pipeline([("prep", prep), ("model", load_mlp(folder))])
 

@@ -101,8 +101,8 @@ class SklearnFamily(ModelFamily):
         return [MODEL_FILE]
 
     def load(self, folder: Path) -> Any:
-        # Only ever called on a folder inside the app's own runs directory (core.runs checks it):
-        # joblib unpickles, and untrusted bytes must never reach it.
+        # Reached only through core.runs.load_model, which refuses folders outside the app's runs
+        # directory: joblib unpickles, and untrusted bytes must never reach it (rule 7).
         return joblib.load(Path(folder) / MODEL_FILE)
 
 

@@ -40,7 +40,7 @@ def test_predict_and_show(trained, tmp_path):
     folder, data, done = trained
     run_dir = json.loads(done.stdout.strip().splitlines()[-1])["run_dir"]
     out = tmp_path / "pred.csv"
-    result = cli("predict", run_dir, data, "--out", out)
+    result = cli("predict", run_dir, data, "--out", out, "--runs-dir", folder / "runs")
     assert result.returncode == 0, result.stderr
     import pandas as pd
 
@@ -54,6 +54,7 @@ def test_predict_and_show(trained, tmp_path):
     (["train", "no/such/file.csv"], "no file"),
     (["train", "{data}", "--target", "nope"], "nope"),
     (["show", "{folder}"], "not a saved run"),
+    (["predict", "{folder}/runs", "{data}"], "only runs saved by this app"),  # outside the default runs dir
 ])
 def test_user_errors_exit_2_with_one_line(trained, args, words):
     folder, data, _ = trained
