@@ -13,6 +13,7 @@ from core.evaluation import METRIC_NAMES
 from core.pipeline import JobSpec
 from core.planner import Overrides
 from ui import state
+from ui.live import polled_job
 
 COMPARE_JOB = "compare_job_id"
 
@@ -58,16 +59,8 @@ def compare_section(spec_base: dict[str, Any], seed: int, busy: bool) -> None:
 def _live(job_id: str) -> None:
     @st.fragment(run_every=0.5)
     def _board() -> None:
-        job = state.job_manager().get(job_id)
-        if job is None:
-            return
-        if job.done:
-            if st.session_state.get("_compare_seen_done") != job_id:
-                st.session_state["_compare_seen_done"] = job_id
-                st.rerun(scope="app")
-            return
-        if job.state == "queued":
-            st.info(f"Waiting for a free worker: position {job.position} in the queue.")
+        job = polled_job(job_id)
+        if job is None or job.state == "queued":
             return
         rows = leaderboard_rows(job.events)
         st.markdown(f"Comparing… ({job.elapsed:.0f} s)")

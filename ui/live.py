@@ -6,6 +6,8 @@ the job ends the whole page reruns once, so the outcome shows outside the fragme
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from core import plots
@@ -16,24 +18,36 @@ from ui.widgets import device_badge
 X_TITLES = {"hgb": "boosting round", "forest": "trees", "linear": "fit"}
 
 
+def polled_job(job_id: str) -> Any | None:
+    """Inside a polling fragment: the job while it is queued or running (a queued job's place is
+    shown). When it has ended, the whole page reruns once so the outcome draws outside the
+    fragment; None then, and when the server no longer knows the job."""
+    job = state.job_manager().get(job_id)
+    if job is None:
+        st.warning("This job is no longer known to the server (it may have restarted).")
+        return None
+    if job.done:
+        seen = st.session_state.setdefault("_jobs_seen_done", set())
+        if job_id not in seen:
+            seen.add(job_id)
+            st.rerun(scope="app")
+        return None
+    if job.state == "queued":
+        st.info(f"Waiting for a free worker: position {job.position} in the queue. "
+                "Other sessions are training right now.")
+    return job
+
+
 def job_panel(job_id: str) -> None:
     """Draw the job's live state; rerun the app once when it ends."""
 
     @st.fragment(run_every=0.5)
     def _panel() -> None:
-        manager = state.job_manager()
-        job = manager.get(job_id)
+        job = polled_job(job_id)
         if job is None:
-            st.warning("This training job is no longer known to the server (it may have restarted).")
             return
-        if job.done:
-            if st.session_state.get("_job_seen_done") != job_id:
-                st.session_state["_job_seen_done"] = job_id
-                st.rerun(scope="app")
-            return
+        manager = state.job_manager()
         if job.state == "queued":
-            st.info(f"Waiting for a free training worker: position {job.position} in the queue. "
-                    "Other sessions are training right now.")
             if st.button("Cancel", key=f"cancel-{job_id}"):
                 manager.cancel(job_id)
             return

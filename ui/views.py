@@ -17,6 +17,7 @@ from core.image_eval import GALLERY_FILE
 from core.progress import summarise
 from core.runs import MANIFEST_FILE, RunSummary, list_runs
 from ui import state
+from ui.live import polled_job
 
 TASK_WORDS = {
     "binary": "a yes/no question (binary classification): the model picks one of two classes",
@@ -129,11 +130,8 @@ def job_progress(job_id: str, words: str) -> None:
 
     @st.fragment(run_every=0.5)
     def _bar() -> None:
-        job = state.job_manager().get(job_id)
-        if job is None or job.done:
-            st.rerun(scope="app")
-        if job.state == "queued":
-            st.info(f"Waiting for a free worker: position {job.position} in the queue.")
+        job = polled_job(job_id)
+        if job is None or job.state == "queued":
             return
         st.progress(summarise(job.events).fraction, text=f"{words} ({job.elapsed:.0f} s)")
 
