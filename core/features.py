@@ -83,6 +83,8 @@ class ColumnCaster(BaseEstimator, TransformerMixin):
 def cast_column(col: pd.Series, role: str) -> pd.Series:
     """One column cast for its role: numbers to float, categories to strings, dates to datetimes."""
     if role == "numeric":
+        if col.dtype == np.float64:
+            return col  # no copy: a million-row table's numbers are most of its memory
         if pd.api.types.is_bool_dtype(col):
             return col.astype("float64")
         return pd.to_numeric(col, errors="coerce").astype("float64")
@@ -150,6 +152,7 @@ class TextComponents(BaseEstimator, TransformerMixin):
         self.seed = seed
 
     def fit(self, X, y=None) -> TextComponents:
+        self.column_ = str(getattr(X, "name", None) or "text")
         self.tfidf_ = TfidfVectorizer(max_features=TEXT_MAX_FEATURES, sublinear_tf=True, min_df=2)
         try:
             words = self.tfidf_.fit_transform(X)
@@ -164,6 +167,11 @@ class TextComponents(BaseEstimator, TransformerMixin):
     def transform(self, X) -> np.ndarray:
         words = self.tfidf_.transform(X)
         return self.svd_.transform(words) if self.svd_ is not None else words.toarray()
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        name = getattr(self, "column_", "text")
+        width = self.svd_.n_components if self.svd_ is not None else len(self.tfidf_.vocabulary_)
+        return np.asarray([f"{name}_{i}" for i in range(width)], dtype=object)
 
 
 def _by_role(columns: Sequence[ColumnInfo], role: str) -> list[str]:
@@ -230,5 +238,9 @@ def tree_preprocessor(columns: Sequence[ColumnInfo], task: Task, seed: int = 0) 
     for name in _by_role(columns, "text"):
         parts.append((f"text_{name}", TextComponents(seed=seed), name))
     categorical_idx = list(range(len(numeric), len(numeric) + len(low)))
+    # A frame out, not an array: the numbers pass through as the input's own columns and the model
+    # makes its one float matrix from them. An array out copied them twice more (selection, then
+    # stacking): 256 MB transient on a million rows × 20.
     transformer = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    transformer.set_output(transform="pandas")
     return Pipeline([("cast", _caster(columns)), ("encode", transformer)]), categorical_idx

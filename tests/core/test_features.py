@@ -41,3 +41,26 @@ def test_unseen_and_missing_values_at_predict_time():
 def test_date_parts():
     parts = DateParts().fit(pd.DataFrame({"d": ["2024-03-15"]})).transform(pd.DataFrame({"d": ["2024-03-15"]}))
     assert parts.tolist() == [[2024, 3, 15, 4, 75]]  # Friday, day 75 of a leap year
+
+
+def test_tree_encoding_passes_numbers_through_without_copying():
+    # A million-row table's numbers are most of its memory: the tree pipeline hands the booster the
+    # input's own float columns (it makes its one float matrix itself).
+    columns = (col("a", "numeric"), col("b", "numeric"), col("c", "categorical"))
+    train = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0], "b": [0.5, 0.1, 0.2, 0.3], "c": ["x", "y", "x", None]})
+    tree, categorical = tree_preprocessor(columns, "binary")
+    out = tree.fit_transform(train, ["p", "q", "p", "q"])
+    assert isinstance(out, pd.DataFrame) and out.shape == (4, 3) and categorical == [2]
+    assert np.shares_memory(out.iloc[:, 0].to_numpy(), train["a"].to_numpy())
+    assert out.iloc[:, 2].tolist()[:3] == [0.0, 1.0, 0.0] and np.isnan(out.iloc[3, 2])
+    train.loc[0, "a"] = 99.0  # copy-on-write: the caller's later edits never reach the encoded frame
+    assert out.iloc[0, 0] == 1.0
+
+
+def test_text_components_name_their_outputs():
+    columns = (col("n", "numeric"), col("t", "text"))
+    train = pd.DataFrame({"n": [1.0, 2.0, 3.0, 4.0], "t": ["good fast", "bad slow", "good food", "slow food"]})
+    tree, _ = tree_preprocessor(columns, "binary")
+    out = tree.fit_transform(train, ["x", "y", "x", "y"])
+    assert out.shape[1] == 1 + len(tree.named_steps["encode"].named_transformers_["text_t"].tfidf_.vocabulary_)
+    assert [c for c in out.columns if "t_" in c][0].endswith("t_0")
