@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import DataError
+from core.memory import release_freed_memory
 from core.types import LoadReport, TableData
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -107,6 +108,7 @@ def load_table(source: str | Path | bytes | IO[bytes], name: str | None = None, 
     frame = _plain_dtypes(frame)
     frame.columns = _clean_names(frame.columns)
     _check_shape(frame, src.name)
+    release_freed_memory()  # the parser's buffers: as much again as the frame on a large CSV
     return TableData(frame=frame, load=replace(report, n_rows=len(frame), n_columns=frame.shape[1]))
 
 

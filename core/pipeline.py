@@ -17,7 +17,7 @@ from core.evaluation import evaluate
 from core.events import Callback, Message, NeverStop, RunFinished, StopFlag, ignore
 from core.planner import Overrides, plan
 from core.runs import DEFAULT_RUNS_DIR, save_run
-from core.training import device_for, fit
+from core.training import device_for, fit_split, split_data
 from core.types import Dataset, ImageData, Plan, Prepared
 
 
@@ -90,11 +90,15 @@ def run_job(spec: JobSpec, on_event: Callback = ignore, stop: StopFlag | None = 
 def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    data = load_dataset(spec.source, spec.display_name)
-    prepared = prepare_data(data, spec.target, spec.roles)
+    prepared = prepare_data(load_dataset(spec.source, spec.display_name), spec.target, spec.roles)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
     the_plan = make_plan(prepared, spec.overrides)
-    result = fit(prepared, the_plan, on_event, stop)
+    # From here on only the split rows are held: the whole table would be a second copy of them
+    # through the fit (the size of the file again, on a large CSV).
+    parts = split_data(prepared, the_plan, keep_rows=False)
+    prepared = parts.data
+    result = fit_split(parts, the_plan, on_event, stop)
+    del parts
     timings["fit_s"] = round(result.fit_seconds, 3)
     timings["baseline_s"] = round(result.baseline_seconds, 3)
     on_event(Message("info", "Evaluating on the validation rows…"))

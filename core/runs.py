@@ -119,7 +119,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": data_section(data, source),
+        "data": {**data_section(data, source), "n_rows": result.n_train + len(result.valid_index)},
         "task": plan.task,
         "model": {"key": plan.model, "family": family.family, "name": main.name, "label": family.label,
                   "reasons": list(plan.reasons), "params": main.params},

@@ -9,7 +9,7 @@ folder exists.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from core.device import cpu_device, pick_device
 from core.events import Callback, EpochEnded, Message, NeverStop, RunStarted, StopFlag, ignore
+from core.memory import release_freed_memory
 from core.models import get_family
 from core.models.base import FitContext, Fitted
 from core.planner import is_imbalanced
@@ -83,6 +84,36 @@ def _take(data, positions):
     return data.iloc[positions] if hasattr(data, "iloc") else data[positions]
 
 
+@dataclass(eq=False)
+class Split:
+    """A table or image set cut into the rows a model learns from and the rows it is judged on.
+
+    ``data`` is what the families read besides the rows (columns, classes, task). For a table,
+    ``split_data(..., keep_rows=False)`` leaves it without rows, so whoever holds only the split
+    no longer holds the whole table: on a million rows that copy is the size of the CSV.
+    """
+
+    data: Prepared | ImageData
+    X_train: Any
+    X_valid: Any
+    y_train: Any
+    y_valid: Any
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+
+
+def split_data(data: Prepared | ImageData, plan: Plan, keep_rows: bool = True) -> Split:
+    """Cut ``data`` as ``plan`` says (validation share, seed; stratified for classes)."""
+    X, y = (data.images, data.labels) if isinstance(data, ImageData) else (data.X, data.y)
+    train_idx, valid_idx = split_rows(np.asarray(y), plan.task, plan.valid_fraction, plan.seed)
+    parts = Split(data, _take(X, train_idx), _take(X, valid_idx), _take(y, train_idx), _take(y, valid_idx),
+                  np.asarray(train_idx), np.asarray(valid_idx))
+    if not keep_rows and isinstance(data, Prepared):
+        parts.data = replace(data, X=data.X.iloc[:0], y=data.y.iloc[:0])
+    release_freed_memory()
+    return parts
+
+
 def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, stop: StopFlag | None = None,
         device: DeviceInfo | None = None) -> TrainResult:
     """Fit ``plan`` on ``data``: the baseline (if any) first, then the main model.
@@ -90,15 +121,19 @@ def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, sto
     ``stop`` is checked between steps; a stopped run returns the best model so far with
     ``main.cancelled`` set. Events go to ``on_event``.
     """
+    return fit_split(split_data(data, plan), plan, on_event, stop, device)
+
+
+def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopFlag | None = None,
+              device: DeviceInfo | None = None) -> TrainResult:
+    """``fit`` on rows already split (``split_data``)."""
     stop = stop or NeverStop()
     device = device or device_for(plan.model, dict(plan.params))
-    if isinstance(data, ImageData):
-        X, y, classes, prepared = data.images, data.labels, data.class_names, None
-    else:
-        X, y, classes, prepared = data.X, data.y, data.classes, data
-    train_idx, valid_idx = split_rows(np.asarray(y), plan.task, plan.valid_fraction, plan.seed)
-    X_train, X_valid = _take(X, train_idx), _take(X, valid_idx)
-    y_train, y_valid = _take(y, train_idx), _take(y, valid_idx)
+    data = parts.data
+    classes = data.class_names if isinstance(data, ImageData) else data.classes
+    prepared = None if isinstance(data, ImageData) else data
+    X_train, X_valid, y_train, y_valid = parts.X_train, parts.X_valid, parts.y_train, parts.y_valid
+    train_idx, valid_idx = parts.train_idx, parts.valid_idx
     imbalanced = prepared is not None and is_imbalanced(y_train, classes)
 
     history: list[EpochEnded] = []
@@ -130,6 +165,7 @@ def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, sto
         base_ctx = _baseline_context(context, base_params, t0, plan.seed)
         baseline = get_family(plan.baseline).fit(base_ctx)
         baseline_seconds = time.perf_counter() - t0
+        release_freed_memory()  # the baseline's encoded copies, before the main model makes its own
         sampled = f" on a sample of {len(base_ctx.X_train):,} training rows" if len(base_ctx.X_train) < len(train_idx) \
             else ""
         record(Message("info", f"Baseline ({get_family(plan.baseline).label}) fitted{sampled} in "
@@ -138,6 +174,7 @@ def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, sto
     t0 = time.perf_counter()
     main = get_family(plan.model).fit(context(plan.params, record, t0))
     fit_seconds = time.perf_counter() - t0
+    release_freed_memory()
     if main.cancelled:
         record(Message("warning", "Training was stopped: the best model so far is kept."))
     elif plan.time_budget is not None and fit_seconds > plan.time_budget:

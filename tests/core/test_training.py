@@ -125,3 +125,16 @@ def test_time_budget_stops_and_keeps_model(churn):
     result = fit(churn, plan(churn, Overrides(model="forest", time_budget=0.0, max_epochs=300)), on_event)
     assert result.main.params["n_estimators"] < 300
     assert result.main.model.predict(result.X_valid).shape == (len(result.X_valid),)
+
+
+def test_a_split_without_rows_trains_the_same(churn):
+    from core.training import fit_split, split_data
+
+    the_plan = plan(churn, Overrides(model="hgb", seed=3))
+    whole = fit(churn, the_plan)
+    parts = split_data(churn, the_plan, keep_rows=False)
+    assert len(parts.data.X) == 0 and len(parts.data.y) == 0 and parts.data.columns == churn.columns
+    assert len(parts.X_train) + len(parts.X_valid) == len(churn.X)
+    lean = fit_split(parts, the_plan)
+    assert lean.valid_index.tolist() == whole.valid_index.tolist()
+    assert np.allclose(lean.main.model.predict_proba(churn.X), whole.main.model.predict_proba(churn.X))

@@ -1,0 +1,21 @@
+"""Giving freed memory back to the operating system between the big steps of a job.
+
+A job's peak memory decides how large a table a small machine can train on, and two allocators
+keep memory that Python has already freed: Arrow's default pool (mimalloc) keeps what the CSV
+parser used, and glibc keeps freed blocks below its self-raising mmap threshold in the heap.
+On a 1M-row × 21-column CSV that was ~170 MB still held after loading alone. So Arrow allocates
+with plain ``malloc`` here (measured as fast for parsing), and ``release_freed_memory`` asks the
+allocator to return free pages (``malloc_trim`` on glibc; a no-op elsewhere).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Before any Arrow allocation: this module is imported by everything that reads tables.
+pa.set_memory_pool(pa.system_memory_pool())
+
+
+def release_freed_memory() -> None:
+    """Return freed heap pages to the operating system; costs milliseconds."""
+    pa.default_memory_pool().release_unused()
