@@ -138,3 +138,14 @@ def test_permutation_importance_finds_the_signal(task):
     assert rows == 200 and items[0].feature == "signal"
     assert by_name["signal"].importance > 0.3 and abs(by_name["noise"].importance) < 0.05
     assert by_name["signal"].std >= 0
+
+
+def test_no_skill_baseline_counts_labels_as_text():
+    from core.evaluation import baseline_predictions
+
+    y_train = pd.Series(["1", "2", "2", "10"], dtype="str")
+    shares = baseline_predictions("multiclass", y_train, 2, ("1", "2", "10"))
+    assert shares.tolist() == [[0.25, 0.5, 0.25]] * 2
+    assert baseline_predictions("multiclass", np.array([0, 1, 1, 1]), 1, ("a", "b")).tolist() == [[0.25, 0.75]]
+    with pytest.raises(KeyError, match="'3'"):
+        baseline_predictions("multiclass", ["1", "3"], 1, ("1", "2"))
