@@ -40,7 +40,7 @@ class Config:
         """Rows of the synthetic training tables → repeats."""
         if self.quick:
             return {5_000: 1, 20_000: 1}
-        return {10_000: 3, 100_000: 3, 1_000_000: 2}
+        return {10_000: 5, 100_000: 5, 1_000_000: 2}
 
     @property
     def repeats(self) -> int:
@@ -65,7 +65,7 @@ class Config:
         """Rows of the synthetic CSVs for loading → repeats."""
         if self.quick:
             return {20_000: 1}
-        return {100_000: 3, 1_000_000: 2}
+        return {100_000: 5, 1_000_000: 5}
 
     @property
     def big_csv_rows(self) -> int:
