@@ -139,14 +139,19 @@ def test_bad_lines_footer_and_decimal_comma_together():
     assert len(data.load.warnings) == 2 and any("Skipped 1 line " in w for w in data.load.warnings)
 
 
-def test_csv_columns_are_plain_numpy_or_str():
-    raw = (b"ints,gaps,flags,flag_gaps,texts,empty,huge\n"
-           b"1,1,True,True,a,,18446744073709551615\n2,,False,,b,,1\n3,3,True,False,,,2\n")
+@pytest.mark.parametrize("arrow", [False, True], ids=["small file: numpy parse", "large file: Arrow parse"])
+def test_csv_columns_are_plain_numpy_or_str(arrow, monkeypatch):
+    if arrow:
+        monkeypatch.setattr("core.datasets.ARROW_PARSE_BYTES", 0)
+    raw = (b"ints,gaps,flags,flag_gaps,texts,empty,huge,amount\n"
+           b"1,1,True,True,a,,18446744073709551615,1.5\n2,,False,,b,,1,\n3,3,True,False,,,2,-0.25\n")
     frame = load_table(raw, "types.csv").frame
     assert frame["ints"].dtype == np.int64 and frame["gaps"].dtype == np.float64
     assert frame["flags"].dtype == bool and frame["flag_gaps"].dtype == object
     assert frame["texts"].dtype == "str" and frame["empty"].dtype == np.float64
     assert frame["huge"].iloc[0] == 2**64 - 1  # not wrapped round to a negative number
+    assert frame["amount"].dtype == np.float64 and frame["amount"].isna().tolist() == [False, True, False]
+    assert frame["texts"].tolist()[:2] == ["a", "b"] and pd.isna(frame["texts"].iloc[2])
     assert_sklearn_friendly(frame)
 
 
