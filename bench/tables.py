@@ -27,7 +27,6 @@ from bench.common import (
     seconds,
 )
 from bench.data import TARGET
-from core.models.tabular import SMALL_FOR_THREADS
 
 VALID_FRACTION = 0.2
 SEED = 0
@@ -200,6 +199,10 @@ def jobs_child(path: str, rounds: int, repeats: int, runs_dir: str) -> dict[str,
 
 
 def run(cfg: Config) -> Section:
+    # Imported here, not at the top: scikit-learn sets KMP_* variables on import, and the report
+    # lists the thread settings the parent process started with.
+    from core.models.tabular import SMALL_FOR_THREADS
+
     section = Section(
         "1. Trainer overhead on tables (histogram gradient boosting)",
         f"Trainboard's `core.training.fit` (hgb family, no baseline) vs a plain scikit-learn `Pipeline.fit` "

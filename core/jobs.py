@@ -105,6 +105,10 @@ def _worker_main(inbox, outbox, stop, threads: int, preload: bool) -> None:
             traceback.print_exc()
             outbox.put(("failed", job_id, f"Training failed unexpectedly ({type(err).__name__}: {err}). "
                                           "This is a bug in Trainboard, not in your data; the server log has details."))
+        finally:
+            from core.memory import release_freed_memory
+
+            release_freed_memory()  # an idle worker should not sit on its last job's peak
 
 
 class _Worker:
