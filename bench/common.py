@@ -40,7 +40,7 @@ class Config:
         """Rows of the synthetic training tables → repeats."""
         if self.quick:
             return {5_000: 1, 20_000: 1}
-        return {10_000: 5, 100_000: 5, 1_000_000: 2}
+        return {10_000: 7, 100_000: 5, 1_000_000: 2}
 
     @property
     def repeats(self) -> int:
