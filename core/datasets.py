@@ -3,8 +3,9 @@
 CSV/TSV/TXT are sniffed on the first 64 KB only (encoding, delimiter, decimal comma, a junk
 last line) and read with pandas' C engine: into Arrow-backed columns from 32 MB up (as fast as
 numpy columns there, and leanest in memory), into numpy below (faster on small files). Excel
-(.xlsx) is read with openpyxl, Parquet with pyarrow. Whatever the format, the frame that comes back holds plain numpy/``str`` dtypes that
-scikit-learn accepts; anything a user can get wrong raises ``DataError``.
+(.xlsx) is read with openpyxl, Parquet with pyarrow. Whatever the format, the frame that comes
+back holds plain numpy/``str`` dtypes that scikit-learn accepts; anything a user can get wrong
+raises ``DataError``.
 """
 
 from __future__ import annotations

@@ -94,15 +94,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def data_section(data: Prepared | ImageData, source: str) -> dict[str, Any]:
-    """The manifest's ``data``: what was trained on, and the column roles predictions need."""
+def data_section(data: Prepared | ImageData, source: str, n_rows: int) -> dict[str, Any]:
+    """The manifest's ``data``: what was trained on (``n_rows``: training + validation rows; the
+    prepared table itself may hold none by now), and the column roles predictions need."""
     if isinstance(data, ImageData):
-        return {"source": source, "kind": "images", "n_rows": int(len(data.labels)), "n_features": 0,
+        return {"source": source, "kind": "images", "n_rows": int(n_rows), "n_features": 0,
                 "target": "class", "classes": list(data.class_names), "image_size": data.image_size,
                 "channels": data.channels, "dropped_columns": [],
                 "skipped_files": [{"name": n, "why": w} for n, w in data.skipped[:200]],
                 "n_skipped_files": len(data.skipped)}
-    return {"source": source, "kind": "tabular", "n_rows": int(len(data.X)), "n_features": len(data.used_columns),
+    return {"source": source, "kind": "tabular", "n_rows": int(n_rows), "n_features": len(data.used_columns),
             "target": data.target, "classes": list(data.classes),
             "dropped_columns": [{"name": c.name, "why": c.reason} for c in data.dropped_columns],
             "columns": [{"name": c.name, "role": c.role, "reason": c.reason} for c in data.columns],
@@ -119,7 +120,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": {**data_section(data, source), "n_rows": result.n_train + len(result.valid_index)},
+        "data": data_section(data, source, result.n_train + len(result.valid_index)),
         "task": plan.task,
         "model": {"key": plan.model, "family": family.family, "name": main.name, "label": family.label,
                   "reasons": list(plan.reasons), "params": main.params},

@@ -84,7 +84,7 @@ def _take(data, positions):
     return data.iloc[positions] if hasattr(data, "iloc") else data[positions]
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Split:
     """A table or image set cut into the rows a model learns from and the rows it is judged on.
 
@@ -106,12 +106,9 @@ def split_data(data: Prepared | ImageData, plan: Plan, keep_rows: bool = True) -
     """Cut ``data`` as ``plan`` says (validation share, seed; stratified for classes)."""
     X, y = (data.images, data.labels) if isinstance(data, ImageData) else (data.X, data.y)
     train_idx, valid_idx = split_rows(np.asarray(y), plan.task, plan.valid_fraction, plan.seed)
-    parts = Split(data, _take(X, train_idx), _take(X, valid_idx), _take(y, train_idx), _take(y, valid_idx),
-                  np.asarray(train_idx), np.asarray(valid_idx))
-    if not keep_rows and isinstance(data, Prepared):
-        parts.data = replace(data, X=data.X.iloc[:0], y=data.y.iloc[:0])
-    release_freed_memory()
-    return parts
+    rest = data if keep_rows or isinstance(data, ImageData) else replace(data, X=data.X.iloc[:0], y=data.y.iloc[:0])
+    return Split(rest, _take(X, train_idx), _take(X, valid_idx), _take(y, train_idx), _take(y, valid_idx),
+                 np.asarray(train_idx), np.asarray(valid_idx))
 
 
 def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, stop: StopFlag | None = None,
@@ -127,6 +124,7 @@ def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, sto
 def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopFlag | None = None,
               device: DeviceInfo | None = None) -> TrainResult:
     """``fit`` on rows already split (``split_data``)."""
+    release_freed_memory()  # the whole table, if the caller let go of it after splitting
     stop = stop or NeverStop()
     device = device or device_for(plan.model, dict(plan.params))
     data = parts.data

@@ -37,6 +37,8 @@ def test_manifest_has_every_contract_key(churn_run):
     assert MANIFEST_KEYS <= set(manifest)
     assert manifest["schema_version"] == 1 and manifest["task"] == "binary"
     assert manifest["data"]["classes"] == ["no", "yes"] and manifest["data"]["target"] == "churned"
+    # the job lets go of the table's rows after splitting; the manifest still counts them
+    assert manifest["data"]["n_rows"] == 400 == manifest["split"]["n_train"] + manifest["split"]["n_valid"]
     assert {"name": "customer_id", "why": manifest["data"]["dropped_columns"][0]["why"]} in \
         manifest["data"]["dropped_columns"]
     assert manifest["model"]["key"] == "hgb" and manifest["model"]["params"]["n_iter"] >= 1
