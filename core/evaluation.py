@@ -137,7 +137,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 def _label_index(labels, classes: tuple[str, ...]) -> np.ndarray:
     """Each label's position in ``classes``, labels compared as text (as the classes are).
     Vectorised: a Python loop over 800k training labels cost 90 MB of string objects."""
-    text = pd.Series(np.asarray(labels) if not isinstance(labels, pd.Series) else labels).astype(str)
+    text = pd.Series(labels, copy=False).astype(str)
     index = pd.Index(list(classes), dtype=object).get_indexer(text)
     if (index < 0).any():
         raise KeyError(f"label {text[index < 0].iloc[0]!r} is not one of the classes {classes}")
@@ -167,8 +167,8 @@ def baseline_predictions(task: Task, y_train, n_valid: int, classes: tuple[str, 
     """The no-skill model: class shares of the training split (or its mean) for every row."""
     if task == "regression":
         return np.full(n_valid, float(np.mean(np.asarray(y_train, dtype=float))))
-    dtype = y_train.dtype if hasattr(y_train, "dtype") else np.asarray(y_train).dtype
-    index = np.asarray(y_train) if pd.api.types.is_integer_dtype(dtype) else _label_index(y_train, classes)
+    labels = pd.Series(y_train, copy=False)
+    index = labels.to_numpy() if pd.api.types.is_integer_dtype(labels) else _label_index(labels, classes)
     shares = np.bincount(index, minlength=len(classes)) / len(index)
     return np.tile(shares, (n_valid, 1))
 
