@@ -24,7 +24,7 @@ from core.events import (
     RunStarted,
     StepEnded,
 )
-from core.models import REGISTRY
+from core.models import trainable
 from core.planner import Overrides
 from core.runs import DEFAULT_RUNS_DIR
 
@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("path")
     train.add_argument("--target", help="column to predict (default: a column named target/label/class/y/"
                                         "outcome, else the last column)")
-    train.add_argument("--model", default="auto", choices=["auto", *REGISTRY])
+    train.add_argument("--model", default="auto", type=_model_choice,
+                       help="auto (the default), or a model of the registry: linear, hgb, forest, mlp, cnn, …")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR))
     train.add_argument("--max-epochs", type=int, help="most epochs (neural nets), boosting rounds or trees")
@@ -99,9 +100,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_choice(value: str) -> str:
+    """``--model``: "auto" or a trainable registry key (read from the registry only when given,
+    so other commands do not import every family)."""
+    choices = ["auto", *trainable()]
+    if value not in choices:
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(choices)})")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.pipeline import JobSpec, run_job
-    from core.runs import load_manifest
+    from core.run_record import read_run
 
     if not Path(args.path).exists():
         raise TrainboardError(f"There is no file or folder '{args.path}'. Check the path.")
@@ -112,9 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = JobSpec(source=args.path, name=Path(args.path).name, target=args.target, overrides=overrides,
                    runs_dir=args.runs_dir)
     run_dir = run_job(spec, PrintSink())
-    manifest = load_manifest(run_dir)
-    print(json.dumps({"run_dir": str(run_dir), "task": manifest["task"], "model": manifest["model"]["key"],
-                      "metrics": manifest["metrics"]}))
+    run = read_run(run_dir, predictions=False)
+    print(json.dumps({"run_dir": str(run_dir), "task": run.task, "model": run.model.key, "metrics": run.metrics}))
     return 0
 
 
@@ -150,7 +159,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from core.runs import load_manifest, resolve_run
+    from core.run_record import load_manifest
+    from core.runs import resolve_run
 
     manifest = load_manifest(resolve_run(args.run_dir, Path(args.run_dir).resolve().parent))  # JSON only
     summary = {k: manifest[k] for k in ("run_id", "created", "task", "metrics", "baseline", "timings",

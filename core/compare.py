@@ -1,9 +1,10 @@
-"""A fair comparison of candidate models on the same folds, within a time budget (issue 5).
+"""A fair comparison of candidate models on the same folds, within a time budget.
 
-Every candidate sees identical folds. Within each fold, models that stop early (boosting, the
-MLP, the forest) stop on a slice of the *training* part, so the fold's held-out rows score each
-candidate without having chosen anything. Candidates run cheap to expensive; one whose next
-fold would overrun the budget is skipped, and says so.
+The candidates are the registry's (``core.models.comparison_candidates``), simplest first, each
+with exactly the settings its family tunes for this data — the settings training it would use.
+Every candidate sees identical folds. Within each fold, models that stop early stop on a slice
+of the *training* part, so the fold's held-out rows score each candidate without having chosen
+anything. One whose next fold would overrun the budget is skipped, and says so.
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from core.evaluation import MAIN_METRIC, baseline_predictions, class_probabilities, metrics_for
+from core.evaluation import MAIN_METRIC, class_probabilities, metrics_for
 from core.events import Callback, CandidateSkipped, FoldEnded, Message, NeverStop, StopFlag, ignore
-from core.models import get_family
-from core.models.base import FitContext
-from core.planner import SMALL_TABLE, SMALL_TABLE_HGB, is_imbalanced
+from core.models import comparison_candidates, get_family
+from core.models.base import DataSummary, FitContext
+from core.planner import is_imbalanced, summarise_data
 from core.training import device_for, split_rows
-from core.types import Prepared
+from core.types import DeviceInfo, Prepared
 
-#: Cheap to expensive; also the order of simplicity for the one-standard-error rule.
-CANDIDATES = ("dummy", "linear", "hgb", "forest", "mlp")
-LABELS = {"dummy": "Most frequent class / mean (no skill)"}
 DEFAULT_BUDGET_S = 60.0
 FOLD_METRICS = {"binary": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
                 "multiclass": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
@@ -105,12 +103,15 @@ def choose_folds(y, task: str, n_folds: int | None, seed: int) -> tuple[list[tup
     return folds, words + f" on {n:,} rows"
 
 
-def compare(data: Prepared, candidates: tuple[str, ...] = CANDIDATES, n_folds: int | None = None,
+def compare(data: Prepared, candidates: tuple[str, ...] | None = None, n_folds: int | None = None,
             time_budget: float = DEFAULT_BUDGET_S, seed: int = 0, on_event: Callback = ignore,
-            stop: StopFlag | None = None) -> Comparison:
-    """Score every candidate on identical folds and pick one (simplest within one standard error)."""
+            stop: StopFlag | None = None, device: DeviceInfo | None = None) -> Comparison:
+    """Score every candidate (default: the registry's) on identical folds and pick one (simplest
+    within one standard error). ``device`` is where a torch model would train, as for the plan."""
     stop = stop or NeverStop()
+    candidates = candidates or comparison_candidates("tabular")
     task, metric = data.task, MAIN_METRIC[data.task]
+    summary = summarise_data(data, device=device)
     folds, fold_words = choose_folds(data.y, task, n_folds, seed)
     entries = [Entry(model=c, metric=metric) for c in candidates]
     started = time.perf_counter()
@@ -124,12 +125,12 @@ def compare(data: Prepared, candidates: tuple[str, ...] = CANDIDATES, n_folds: i
                 break
             elapsed = time.perf_counter() - started
             per_fold = float(np.mean(entry.fit_s)) if entry.fit_s else previous_fold_s
-            if entry.model != "dummy" and elapsed + per_fold > time_budget:
+            if get_family(entry.model).role != "no_skill" and elapsed + per_fold > time_budget:
                 entry.skipped = (f"skipped: the {time_budget:g} s budget would run out"
                                  + (f" (one fold takes about {per_fold:.1f} s)" if per_fold else ""))
                 break
             t0 = time.perf_counter()
-            scores = _score_fold(entry.model, data, train, valid, seed, stop)
+            scores = _score_fold(entry.model, data, summary, train, valid, seed, stop)
             seconds = time.perf_counter() - t0
             entry.fit_s.append(seconds)
             for name in FOLD_METRICS[task]:
@@ -147,56 +148,50 @@ def compare(data: Prepared, candidates: tuple[str, ...] = CANDIDATES, n_folds: i
 
 def pick(entries: list[Entry], metric: str, n_folds: int) -> tuple[str | None, tuple[str, ...]]:
     """The best real model, preferring the simpler one when it is within one standard error."""
-    real = [e for e in entries if e.model != "dummy" and e.complete and e.mean is not None]
+    real = [e for e in entries if get_family(e.model).role != "no_skill" and e.complete and e.mean is not None]
     if not real:
         return None, ("No candidate finished within the budget: raise the time budget.",)
     top = max(real, key=lambda e: e.mean)
     se = (top.std or 0.0) / math.sqrt(max(n_folds, 1))
-    order = {m: i for i, m in enumerate(CANDIDATES)}
     close = [e for e in real if e.mean >= top.mean - se]
-    chosen = min(close, key=lambda e: order.get(e.model, len(order)))
+    chosen = min(close, key=lambda e: _simplicity(e.model))
     name = _label(chosen.model)
     reasons = [f"{_label(top.model)} scored best: {metric} {top.mean:.3f} ± {top.std or 0:.3f} over the folds."]
     if chosen is not top:
         reasons.append(f"{name} scored {chosen.mean:.3f}, within one standard error ({se:.3f}) of the best, and "
                        "is simpler, so it is preferred: a difference that small is within the noise of the folds.")
-    dummy = next((e for e in entries if e.model == "dummy" and e.mean is not None), None)
-    if dummy is not None and chosen.mean - dummy.mean < max(se, 0.01):
+    guess = next((e for e in entries if get_family(e.model).role == "no_skill" and e.mean is not None), None)
+    if guess is not None and chosen.mean - guess.mean < max(se, 0.01):
         reasons.append("Warning: no model clearly beats guessing — the columns may not predict the target.")
     return chosen.model, tuple(reasons)
 
 
-def label(model: str) -> str:
-    """A candidate's plain name."""
-    return _label(model)
+def _simplicity(model: str) -> float:
+    order = get_family(model).comparison_order
+    return float("inf") if order is None else order
 
 
 def _label(model: str) -> str:
-    return LABELS.get(model) or get_family(model).label
+    return get_family(model).label
 
 
-def _score_fold(model: str, data: Prepared, train: np.ndarray, valid: np.ndarray, seed: int,
+def _score_fold(model: str, data: Prepared, summary: DataSummary, train: np.ndarray, valid: np.ndarray, seed: int,
                 stop: StopFlag) -> dict[str, float | None]:
     X, y, task, classes = data.X, data.y, data.task, data.classes
-    y_valid = y.iloc[valid]
-    if model == "dummy":
-        prediction = baseline_predictions(task, y.iloc[train].to_numpy(dtype=object if task != "regression"
-                                                                        else float), len(valid), classes)
-        return _fold_scores(task, classes, y_valid, prediction)
     # Early stopping looks at a slice of the training part only: the fold's rows stay unseen.
     inner_train, inner_valid = split_rows(y.iloc[train].to_numpy(), task, 0.1, seed)
     fit_rows, stop_rows = train[inner_train], train[inner_valid]
-    params = dict(SMALL_TABLE_HGB) if model == "hgb" and len(train) < SMALL_TABLE else {}
+    family = get_family(model)
     ctx = FitContext(X_train=X.iloc[fit_rows], y_train=y.iloc[fit_rows], X_valid=X.iloc[stop_rows],
-                     y_valid=y.iloc[stop_rows], task=task, classes=classes, params=params, seed=seed,
-                     device=device_for(model), emit=ignore, stop=stop, prepared=data,
+                     y_valid=y.iloc[stop_rows], task=task, classes=classes, params=family.tune(summary).params,
+                     seed=seed, device=device_for(model), emit=ignore, stop=stop, prepared=data,
                      imbalanced=is_imbalanced(y.iloc[fit_rows], classes))
-    fitted = get_family(model).fit(ctx).model
+    fitted = family.fit(ctx).model
     if task == "regression":
         prediction = np.asarray(fitted.predict(X.iloc[valid]), dtype=float)
     else:
         prediction = class_probabilities(fitted, X.iloc[valid], classes)
-    return _fold_scores(task, classes, y_valid, prediction)
+    return _fold_scores(task, classes, y.iloc[valid], prediction)
 
 
 def _fold_scores(task, classes, y_valid, prediction) -> dict[str, float | None]:
@@ -211,13 +206,13 @@ def save_comparison(runs_dir, comparison: Comparison, source: str) -> Path:
     """Write the leaderboard as JSON beside the runs; returns its path."""
     from datetime import UTC, datetime
 
-    from core.runs import _jsonable, _slug
+    from core.runs import jsonable, slug
 
     folder = Path(runs_dir) / COMPARISONS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{_slug(source)}.json"
+    path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slug(source)}.json"
     payload = dict(comparison.as_dict(), source=source, created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    path.write_text(json.dumps(_jsonable(payload), indent=2))
+    path.write_text(json.dumps(jsonable(payload), indent=2))
     return path
 
 

@@ -1,7 +1,8 @@
-"""The auto-pick: which model, which settings, and why — in plain words (DESIGN.md §4).
+"""The auto-pick: which model, which settings, and why — in plain words.
 
-Rules, in order; each that fires adds a sentence to ``Plan.reasons``. The user may override the
-model and the main settings, and the reasons then say what they chose.
+The planner describes the data, asks the registry which family most wants it (or checks the
+user's choice), and lets that family tune itself (``ModelFamily.tune``); each decision adds a
+sentence to ``Plan.reasons``. The plan is made once and travels in the job (ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -14,19 +15,12 @@ import numpy as np
 
 from core.errors import PlanError
 from core.features import NATIVE_CATEGORY_LIMIT
-from core.models import REGISTRY, get_family
+from core.models import baseline_for, families, get_family, trainable
+from core.models.base import LARGE_TABLE, DataSummary
 from core.types import DeviceInfo, ImageData, Plan, Prepared
 
 TASK_WORDS = {"binary": "a yes/no (binary) target", "multiclass": "a target with several classes",
               "regression": "a numeric target (regression)"}
-#: Rows from which a table counts as large (fewer validation rows, a neural net considered on a GPU).
-LARGE_TABLE = 200_000
-#: Boosting rounds on a large table by default: a 1M-row table took 43 s for 443 rounds on 2 cores.
-LARGE_TABLE_ROUNDS = 250
-#: Below this many rows, boosting gets small trees and a slow learning rate (it overfits otherwise).
-SMALL_TABLE = 1000
-SMALL_TABLE_HGB = {"learning_rate": 0.05, "max_leaf_nodes": 4, "min_samples_leaf": 20, "l2_regularization": 1.0,
-                   "n_iter_no_change": 20}
 
 
 @dataclass(frozen=True)
@@ -34,7 +28,7 @@ class Overrides:
     """What the user chose by hand; ``None`` or "auto" leaves the planner's choice."""
 
     model: str = "auto"
-    valid_fraction: float | None = None
+    valid_fraction: float | None = None  # None: the planner's share (10% of a large table, else 20%)
     seed: int = 0
     max_epochs: int | None = None
     time_budget: float | None = None
@@ -56,82 +50,119 @@ def is_imbalanced(y, classes: tuple[str, ...]) -> bool:
 
 def plan(data: Prepared | ImageData, overrides: Overrides | None = None,
          device: DeviceInfo | None = None) -> Plan:
-    """Choose the model and settings for ``data`` and say why."""
+    """Choose the model and settings for ``data`` and say why.
+
+    ``device`` is where a torch model would train (``core.device.pick_device``); None plans as if
+    there were only the CPU.
+    """
+    overrides = overrides or Overrides()
+    summary = summarise_data(data, overrides, device)
+    reasons = _describe_images(data) if isinstance(data, ImageData) else _describe_table(data)
+    model, why = _choose_model(summary, overrides)
+    family = get_family(model)
+    tuned = family.tune(summary)
+    reasons += [why, *tuned.reasons]
+    if family.family == "torch" and device is not None and device.type != "cpu":
+        reasons.append(f"Training runs on the {device.badge}.")
+    baseline = baseline_for(summary.kind) if family.role == "model" else None
+    if baseline:
+        reasons.append(f"A {get_family(baseline).label.lower()} is fitted first as a sanity baseline: the main model "
+                       "has to beat it to be worth its complexity.")
+    reasons.append(_split_reason(summary, overrides))
+    if isinstance(data, ImageData) and _uneven_classes(data):
+        reasons.append("Classes are unevenly sized: read balanced accuracy and the per-class curves, not only "
+                       "accuracy.")
+    return Plan(model=model, task=summary.task, reasons=tuple(reasons), params={**tuned.params, **overrides.params},
+                baseline=baseline, baseline_params=get_family(baseline).tune(summary).params if baseline else {},
+                valid_fraction=summary.valid_fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
+                time_budget=overrides.time_budget, n_rows=summary.n_rows)
+
+
+def summarise_data(data: Prepared | ImageData, overrides: Overrides | None = None,
+                   device: DeviceInfo | None = None) -> DataSummary:
+    """The facts families tune on, with the user's fixed choices (validation share, epochs, params)."""
     overrides = overrides or Overrides()
     if isinstance(data, ImageData):
-        return _plan_images(data, overrides, device)
-    return _plan_table(data, overrides, device)
+        n, k = len(data.labels), len(data.class_names)
+        return DataSummary(kind="images", task="binary" if k == 2 else "multiclass", n_rows=n, n_classes=k,
+                           numeric_share=1.0, device=device, max_epochs=overrides.max_epochs,
+                           user_params=dict(overrides.params), valid_fraction=_valid_fraction(n, overrides))
+    used = data.used_columns
+    return DataSummary(kind="tabular", task=data.task, n_rows=len(data.X), n_classes=len(data.classes),
+                       numeric_share=float(np.mean([c.role == "numeric" for c in used])) if used else 0.0,
+                       heavy_tailed_target=data.task == "regression" and _heavy_tailed_positive(data.y),
+                       device=device, max_epochs=overrides.max_epochs, user_params=dict(overrides.params),
+                       valid_fraction=_valid_fraction(len(data.X), overrides))
 
 
-def _check_choice(model: str, kind: str) -> None:
-    if model not in REGISTRY:
-        raise PlanError(f"There is no model called '{model}'. Choose one of: {', '.join(REGISTRY)}.")
-    if kind not in get_family(model).kinds:
-        what = "tables" if kind == "tabular" else "images"
-        raise PlanError(f"The model '{model}' does not work on {what}. Choose 'auto' to let Trainboard pick.")
+def _choose_model(summary: DataSummary, overrides: Overrides) -> tuple[str, str]:
+    """The user's model (checked), or the family that most wants this data."""
+    choice = overrides.model or "auto"
+    if choice == "auto":
+        ranked = [(f.auto_preference(summary), -i, f) for i, f in enumerate(families(summary.kind))]
+        preference, _, family = max(ranked, key=lambda r: r[:2])
+        if preference <= 0:
+            raise PlanError("No model can be picked automatically for this data. Choose one in the settings.")
+        return family.key, family.why(summary)
+    if choice not in trainable():
+        raise PlanError(f"There is no model called '{choice}'. Choose one of: {', '.join(trainable())}.")
+    if summary.kind not in get_family(choice).kinds:
+        what = "tables" if summary.kind == "tabular" else "images"
+        raise PlanError(f"The model '{choice}' does not work on {what}. Choose 'auto' to let Trainboard pick.")
+    return choice, f"You chose: {get_family(choice).label}."
 
 
-def _valid_fraction(n_rows: int, overrides: Overrides, unit: str = "rows") -> tuple[float, str]:
+def _valid_fraction(n_rows: int, overrides: Overrides) -> float:
     if overrides.valid_fraction is not None:
         f = float(overrides.valid_fraction)
         if not 0.05 <= f <= 0.5:
             raise PlanError("The validation share must be between 5% and 50% of the rows.")
-        return f, f"You chose to hold out {f:.0%} of the {unit} for validation."
-    f = 0.1 if n_rows >= LARGE_TABLE else 0.2
-    return f, (f"{f:.0%} of the {unit} (about {int(n_rows * f):,}) are held out for validation: the model never "
-               "trains on them, so its scores there are honest.")
+        return f
+    return 0.1 if n_rows >= LARGE_TABLE else 0.2
 
 
-def _plan_table(data: Prepared, overrides: Overrides, device: DeviceInfo | None) -> Plan:
-    n_rows = len(data.X)
-    reasons = [_describe_table(data)]
+def _split_reason(summary: DataSummary, overrides: Overrides) -> str:
+    f, unit = summary.valid_fraction, "rows" if summary.kind == "tabular" else "images"
+    if overrides.valid_fraction is not None:
+        text = f"You chose to hold out {f:.0%} of the {unit} for validation."
+    else:
+        text = (f"{f:.0%} of the {unit} (about {int(summary.n_rows * f):,}) are held out for validation: the model "
+                "never trains on them, so its scores there are honest.")
+    if summary.kind == "images":
+        return text + " The split is stratified by class."
+    if summary.task != "regression":
+        text += " The split is stratified: every class keeps its share in both parts."
+    return text
+
+
+def _describe_table(data: Prepared) -> list[str]:
+    reasons = [_table_line(data)]
     if dropped := data.dropped_columns:
         listed = "; ".join(f"'{c.name}' ({c.reason})" for c in dropped[:6])
         more = f" and {len(dropped) - 6} more" if len(dropped) > 6 else ""
         reasons.append(f"Left out {len(dropped)} column{'s' * (len(dropped) > 1)}: {listed}{more}.")
     reasons += _feature_reasons(data)
-    params: dict[str, Any] = dict(overrides.params)
     if data.task != "regression" and is_imbalanced(data.y, data.classes):
         share = minority_share(data.y, data.classes)
         reasons.append(f"The rarest class is only {share:.0%} of the rows, so classes are weighted to count equally, "
                        "and accuracy misleads here (always answering the common class scores high): "
                        "read balanced accuracy and the precision-recall curve instead.")
-    if data.task == "regression" and _heavy_tailed_positive(data.y):
-        params.setdefault("log_target", True)
-        reasons.append("The target is positive with a long tail of large values, so the model learns its "
-                       "logarithm (errors in proportion, not in absolute units); scores are reported in the "
-                       "original units.")
-    model = overrides.model or "auto"
-    if model == "auto":
-        model, why = _pick_table_model(n_rows, data, device)
-    else:
-        _check_choice(model, "tabular")
-        why = f"You chose: {get_family(model).label}."
-    reasons.append(why)
-    if model == "hgb" and n_rows >= LARGE_TABLE and overrides.max_epochs is None:
-        params.setdefault("max_iter", LARGE_TABLE_ROUNDS)
-        reasons.append(f"With {n_rows:,} rows each boosting round takes a while, so at most {LARGE_TABLE_ROUNDS} "
-                       "rounds are grown (about half a minute here); raise 'Most epochs / boosting rounds' in the "
-                       "settings to let it go on.")
-    if model == "hgb" and n_rows < SMALL_TABLE:
-        for key, value in SMALL_TABLE_HGB.items():
-            params.setdefault(key, value)
-        reasons.append(f"With only {n_rows:,} rows, the trees are kept small and learn slowly, so the model "
-                       "cannot simply memorise the noise in so few examples.")
-    baseline = None if model == "linear" else "linear"
-    if baseline:
-        reasons.append("A linear model is fitted first as a sanity baseline: the main model has to beat it "
-                       "to be worth its complexity.")
-    fraction, split_reason = _valid_fraction(n_rows, overrides)
-    if data.task != "regression":
-        split_reason += " The split is stratified: every class keeps its share in both parts."
-    reasons.append(split_reason)
-    return Plan(model=model, task=data.task, reasons=tuple(reasons), params=params, baseline=baseline,
-                valid_fraction=fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
-                time_budget=overrides.time_budget)
+    return reasons
 
 
-def _describe_table(data: Prepared) -> str:
+def _describe_images(data: ImageData) -> list[str]:
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    colour = "greyscale" if data.channels == 1 else "colour"
+    return [f"Images: {len(data.labels):,} {colour} pictures in {len(data.class_names)} classes (smallest class "
+            f"{counts.min()}, largest {counts.max()}), resized to {data.image_size}×{data.image_size} pixels."]
+
+
+def _uneven_classes(data: ImageData) -> bool:
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    return counts.min() / counts.max() < 0.5
+
+
+def _table_line(data: Prepared) -> str:
     used = data.used_columns
     kinds: dict[str, int] = {}
     for c in used:
@@ -170,48 +201,3 @@ def _heavy_tailed_positive(y) -> bool:
     centred = values - values.mean()
     skew = float(np.mean(centred**3) / (np.std(values) ** 3 + 1e-12))
     return skew > 1.0 and values.max() / np.median(values) > 5
-
-
-def _pick_table_model(n_rows: int, data: Prepared, device: DeviceInfo | None) -> tuple[str, str]:
-    numeric_share = np.mean([c.role == "numeric" for c in data.used_columns])
-    if device is not None and device.type != "cpu" and n_rows >= 50_000 and numeric_share >= 0.8:
-        return "mlp", (f"A neural network (MLP) on the {device.badge}: with {n_rows:,} mostly numeric rows and a "
-                       "GPU, deep learning is fast here and can match gradient boosting.")
-    return "hgb", ("Histogram gradient boosting: the strongest default on tables — it handles missing values "
-                   "and categories natively, finds interactions by itself and trains in seconds. "
-                   "It stops adding trees once the validation loss stops improving.")
-
-
-def _plan_images(data: ImageData, overrides: Overrides, device: DeviceInfo | None) -> Plan:
-    n, k, size = len(data.labels), len(data.class_names), data.image_size
-    model = overrides.model if overrides.model not in (None, "auto") else "cnn"
-    _check_choice(model, "images")
-    counts = np.bincount(data.labels, minlength=k)
-    colour = "greyscale" if data.channels == 1 else "colour"
-    reasons = [f"Images: {n:,} {colour} pictures in {k} classes (smallest class {counts.min()}, largest "
-               f"{counts.max()}), resized to {size}×{size} pixels.",
-               "A convolutional neural network (CNN): it learns visual patterns — edges, then shapes — "
-               "directly from the pixels.",
-               "Each epoch the training images are shifted and zoomed a little at random, so the network "
-               "learns the shapes, not their exact position."
-               + (" You turned on mirroring: pictures are also flipped left-right at random."
-                  if overrides.params.get("flip") else
-                  " Mirroring is off (it would confuse classes such as 'b' and 'd'); turn it on in the settings "
-                  "if a mirrored picture keeps its class.")]
-    if device is not None and device.type != "cpu":
-        reasons.append(f"Training runs on the {device.badge}.")
-    fraction, split_reason = _valid_fraction(n, overrides, unit="images")
-    from core.models.cnn import default_epochs
-
-    epochs = overrides.max_epochs or default_epochs(int(n * (1 - fraction)))
-    reasons.append(f"Up to {epochs} passes over the data (epochs), stopping early when the validation loss stops "
-                   "improving; the best epoch's weights are kept.")
-    reasons.append(split_reason + " The split is stratified by class.")
-    if counts.min() / counts.max() < 0.5:
-        reasons.append("Classes are unevenly sized: read balanced accuracy and the per-class curves, not only "
-                       "accuracy.")
-    params = dict(overrides.params)
-    return Plan(model=model, task="binary" if k == 2 else "multiclass", reasons=tuple(reasons), params=params,
-                baseline=None, valid_fraction=fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
-                time_budget=overrides.time_budget)
-

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.events import EpochEnded, Event, Message, RunFinished, RunStarted, StepEnded
+from core.models import get_family
 from core.types import DeviceInfo, Plan
 
 
@@ -49,10 +50,13 @@ class Progress:
                 return "Fitting the baseline, then the main model…"
             return "Preparing the first epoch…"
         of = f" of at most {last.max_epochs}" if last.max_epochs else ""
-        unit = "round" if self.plan and self.plan.model == "hgb" else "trees" if self.plan and \
-            self.plan.model == "forest" else "epoch"
-        return (f"{unit.capitalize()} {last.epoch}{of}: validation loss {last.valid_loss:.4f} "
+        return (f"{self.curve_unit.capitalize()} {last.epoch}{of}: validation loss {last.valid_loss:.4f} "
                 f"({last.seconds:.0f} s so far).")
+
+    @property
+    def curve_unit(self) -> str:
+        """What one step of the curve is for the model being trained: "epoch", "boosting round"…"""
+        return get_family(self.plan.model).curve_unit if self.plan else "epoch"
 
 
 def summarise(events: Sequence[Event]) -> Progress:

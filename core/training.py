@@ -1,9 +1,9 @@
 """``fit``: split, fit the sanity baseline, fit the chosen model — reporting through events.
 
-The shared skeleton every family runs in (DESIGN.md §1, §3): one ``RunStarted``, the family's
-``StepEnded``/``EpochEnded``/``Message`` events, and the fitted models back. ``RunFinished`` is
-the job's to send (``core.jobs``), after evaluation and saving, so "finished" means the run
-folder exists.
+The shared skeleton every family runs in (ARCHITECTURE.md, "Events"): one ``RunStarted``, the
+family's ``StepEnded``/``EpochEnded``/``Message`` events, and the fitted models back.
+``RunFinished`` is sent by the whole job (``core.pipeline.run_job``), after evaluation and
+saving, so "finished" means the run folder exists.
 """
 
 from __future__ import annotations
@@ -159,8 +159,7 @@ def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopF
     if plan.baseline and not stop.is_set():
         t0 = time.perf_counter()
         # The baseline's own curve would clutter the live chart: only its summary reaches the user.
-        base_params = {"log_target": plan.params.get("log_target", False)}
-        base_ctx = _baseline_context(context, base_params, t0, plan.seed)
+        base_ctx = _baseline_context(context, plan.baseline_params, t0, plan.seed)
         baseline = get_family(plan.baseline).fit(base_ctx)
         baseline_seconds = time.perf_counter() - t0
         release_freed_memory()  # the baseline's encoded copies, before the main model makes its own

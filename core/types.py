@@ -135,11 +135,14 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Plan:
-    """What will be trained, and why (DESIGN.md §3-4).
+    """What will be trained, and why; made once (on the Train page, or by the job for the CLI) and
+    trained exactly as it is.
 
     ``model`` is a registry key ("linear", "hgb", "forest", "mlp", "cnn"); ``baseline`` the key of
     the sanity baseline fitted first (None for images, whose baseline is the majority class).
-    ``params`` are the model's settings as the planner or the user chose them.
+    ``params`` are the model's settings as its family tuned them for the data, with the user's own
+    on top; ``baseline_params`` the baseline's. ``n_rows`` is the number of rows (or images) it was
+    made for, so a job can tell when its data is not what was planned.
     """
 
     model: str
@@ -147,7 +150,9 @@ class Plan:
     reasons: tuple[str, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
     baseline: str | None = "linear"
+    baseline_params: Mapping[str, Any] = field(default_factory=dict)
     valid_fraction: float = 0.2
     seed: int = 0
     max_epochs: int | None = None
     time_budget: float | None = None  # seconds; training stops (keeping the best) past it
+    n_rows: int | None = None

@@ -1,4 +1,5 @@
-"""The model registry: planner and trainers name models by key (DESIGN.md §2).
+"""The model registry: planner, comparison, progress text, the Train page and the CLI name models
+by key and read each family's facts from here (ARCHITECTURE.md, "Adding a model family").
 
 Adding a model is one new ``ModelFamily`` class plus one line here. Families are imported on
 first use, so a table-only run never pays for importing torch.
@@ -12,6 +13,7 @@ from core.errors import PlanError
 from core.models.base import ModelFamily
 
 REGISTRY: dict[str, str] = {
+    "dummy": "core.models.tabular:NoSkillFamily",
     "linear": "core.models.tabular:LinearFamily",
     "hgb": "core.models.tabular:HGBFamily",
     "forest": "core.models.tabular:ForestFamily",
@@ -25,10 +27,27 @@ def get_family(key: str) -> ModelFamily:
     try:
         module, cls = REGISTRY[key].split(":")
     except KeyError:
-        raise PlanError(f"There is no model called '{key}'. Choose one of: {', '.join(REGISTRY)}.") from None
+        raise PlanError(f"There is no model called '{key}'. Choose one of: {', '.join(trainable())}.") from None
     return getattr(import_module(module), cls)()
 
 
-def models_for(kind: str) -> list[str]:
-    """Keys of the models that accept this kind of data ("tabular" or "images")."""
-    return [key for key in REGISTRY if kind in get_family(key).kinds]
+def families(kind: str | None = None) -> list[ModelFamily]:
+    """Every registered family (that takes ``kind`` of data), in registry order."""
+    found = [get_family(key) for key in REGISTRY]
+    return [f for f in found if kind is None or kind in f.kinds]
+
+
+def trainable(kind: str | None = None) -> list[str]:
+    """Keys a user may choose to train (the no-skill guess is only a yardstick)."""
+    return [f.key for f in families(kind) if f.role != "no_skill"]
+
+
+def comparison_candidates(kind: str = "tabular") -> tuple[str, ...]:
+    """Keys a comparison scores, simplest first."""
+    ranked = sorted((f for f in families(kind) if f.comparison_order is not None), key=lambda f: f.comparison_order)
+    return tuple(f.key for f in ranked)
+
+
+def baseline_for(kind: str) -> str | None:
+    """The sanity baseline fitted before a model of this kind of data (None: there is none)."""
+    return next((f.key for f in families(kind) if f.role == "baseline"), None)

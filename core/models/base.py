@@ -1,8 +1,11 @@
-"""The contract every model family implements (one module per family, DESIGN.md rule 5).
+"""The contract every model family implements (one module per family; ARCHITECTURE.md).
 
-A family turns a ``FitContext`` into a fitted model that predicts from the *raw* inputs
-(raw table columns, or uint8 image arrays), saves itself into a run folder and loads back.
-``core.training.fit`` drives families; it never knows which one it runs.
+A family owns its facts: its plain name, the kinds of data it takes, the unit of its training
+curve, its role in a comparison, and how it tunes itself to the data (``tune``). It turns a
+``FitContext`` into a fitted model that predicts from the *raw* inputs (raw table columns, or
+uint8 image arrays), saves itself into a run folder and loads back. Planner, comparison,
+progress text, the Train page and the CLI all read these facts from the registry
+(``core.models``); ``core.training.fit`` drives families without knowing which one it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,41 @@ import numpy as np
 
 from core.events import Callback, EpochEnded, StepEnded, StopFlag
 from core.types import DeviceInfo, Prepared, Task
+
+#: Rows from which a table counts as large (fewer validation rows, fewer boosting rounds by default).
+LARGE_TABLE = 200_000
+
+#: A family's part in a model comparison: "no_skill" is the guess every model must beat (never the
+#: pick), "baseline" the sanity baseline fitted before other models of its kinds, "model" the rest.
+Role = Literal["no_skill", "baseline", "model"]
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What a family may tune itself on: the data's size and shape, and what the user fixed by hand.
+
+    Made once by the planner (``core.planner.summarise_data``); comparison uses the same summary,
+    so a candidate is scored with exactly the settings that training it would use.
+    """
+
+    kind: Literal["tabular", "images"]
+    task: Task
+    n_rows: int
+    n_classes: int = 0
+    numeric_share: float = 1.0  # share of the used columns that are numeric (tables)
+    heavy_tailed_target: bool = False  # a positive target with a long right tail (regression)
+    device: DeviceInfo | None = None  # where a torch model would train
+    max_epochs: int | None = None  # the user's cap on epochs / rounds / trees, if any
+    user_params: dict[str, Any] = field(default_factory=dict)  # settings the user chose by hand
+    valid_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A family's settings for some data, and one plain sentence per decision."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
@@ -73,6 +111,24 @@ class ModelFamily(ABC):
     label: ClassVar[str]  # plain name for people: "Histogram gradient boosting"
     family: ClassVar[Literal["sklearn", "torch"]]
     kinds: ClassVar[frozenset[str]]  # data kinds it accepts: {"tabular"} or {"images"}
+    curve_unit: ClassVar[str] = "epoch"  # the x axis of its training curve: "boosting round", "trees"…
+    role: ClassVar[Role] = "model"
+    #: Its place in a comparison, simplest (and cheapest) first — also the order the one-standard-error
+    #: rule prefers; None: not a comparison candidate.
+    comparison_order: ClassVar[int | None] = None
+
+    def tune(self, data: DataSummary) -> Tuned:
+        """Settings for ``data`` with the reasons in plain words (the user's own params win over them)."""
+        return Tuned()
+
+    def why(self, data: DataSummary) -> str:
+        """One sentence for the plan: why this family suits the data."""
+        return f"{self.label}."
+
+    def auto_preference(self, data: DataSummary) -> int:
+        """How strongly the automatic plan should pick this family for ``data``: 0 never, the
+        highest wins (ties go to the registry's order)."""
+        return 0
 
     @abstractmethod
     def fit(self, ctx: FitContext) -> Fitted:

@@ -26,7 +26,16 @@ from torch import nn
 
 from core.errors import DataError, RunError
 from core.events import Message
-from core.models.base import EarlyStopping, FitContext, Fitted, ModelFamily, StepThrottle, epoch_event
+from core.models.base import (
+    DataSummary,
+    EarlyStopping,
+    FitContext,
+    Fitted,
+    ModelFamily,
+    StepThrottle,
+    Tuned,
+    epoch_event,
+)
 
 DEFAULT_WIDTH = 16  # channels of the first block on the CPU: 3× faster than 32 there, 99% on both samples
 ACCELERATOR_WIDTH = 32  # on CUDA/MPS the wider network costs little
@@ -168,6 +177,26 @@ class CNNFamily(ModelFamily):
     label = "Convolutional neural network"
     family = "torch"
     kinds = frozenset({"images"})
+    curve_unit = "epoch"
+
+    def auto_preference(self, data: DataSummary) -> int:
+        return 1  # the images' model, trained from scratch
+
+    def why(self, data: DataSummary) -> str:
+        return ("A convolutional neural network (CNN): it learns visual patterns — edges, then shapes — "
+                "directly from the pixels.")
+
+    def tune(self, data: DataSummary) -> Tuned:
+        epochs = data.max_epochs or default_epochs(int(data.n_rows * (1 - data.valid_fraction)))
+        flip = bool(data.user_params.get("flip"))
+        augment = ("Each epoch the training images are shifted and zoomed a little at random, so the network "
+                   "learns the shapes, not their exact position."
+                   + (" You turned on mirroring: pictures are also flipped left-right at random." if flip else
+                      " Mirroring is off (it would confuse classes such as 'b' and 'd'); turn it on in the "
+                      "settings if a mirrored picture keeps its class."))
+        passes = (f"Up to {epochs} passes over the data (epochs), stopping early when the validation loss stops "
+                  "improving; the best epoch's weights are kept.")
+        return Tuned({"epochs": epochs}, (augment, passes))
 
     def fit(self, ctx: FitContext) -> Fitted:
         """Train on uint8 images; returns the best epoch's weights (also when stopped)."""

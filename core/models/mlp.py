@@ -31,7 +31,15 @@ from torch import nn
 from core.errors import PlanError, RunError
 from core.events import Callback, Message, StopFlag
 from core.features import dense_preprocessor
-from core.models.base import EarlyStopping, FitContext, Fitted, ModelFamily, StepThrottle, epoch_event
+from core.models.base import (
+    DataSummary,
+    EarlyStopping,
+    FitContext,
+    Fitted,
+    ModelFamily,
+    StepThrottle,
+    epoch_event,
+)
 
 #: Rows per forward pass when predicting or scoring the validation split (bounds memory).
 PREDICT_CHUNK = 65_536
@@ -41,6 +49,8 @@ MIN_ROWS_FOR_HOLDOUT = 20
 TUNABLE = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "max_epochs", "patience",
            "valid_fraction", "class_weight")
 FORMAT_VERSION = 1
+#: From this many rows, on a GPU, the automatic plan prefers the MLP to boosting.
+GPU_TABLE_ROWS = 50_000
 
 
 def auto_batch_size(n_rows: int) -> int:
@@ -494,6 +504,20 @@ class MLPFamily(ModelFamily):
     label = "Neural network (MLP)"
     family = "torch"
     kinds = frozenset({"tabular"})
+    curve_unit = "epoch"
+    comparison_order = 4
+
+    def auto_preference(self, data: DataSummary) -> int:
+        """Above boosting on a GPU with a large, mostly numeric table: deep learning is fast there."""
+        on_gpu = data.device is not None and data.device.type != "cpu"
+        return 2 if on_gpu and data.n_rows >= GPU_TABLE_ROWS and data.numeric_share >= 0.8 else 0
+
+    def why(self, data: DataSummary) -> str:
+        if self.auto_preference(data):
+            return (f"A neural network (MLP) on the {data.device.badge}: with {data.n_rows:,} mostly numeric rows "
+                    "and a GPU, deep learning is fast here and can match gradient boosting.")
+        return ("A neural network (MLP): layers of learnt features over the scaled, one-hot encoded columns, "
+                "trained in epochs; it stops once the validation loss stops improving.")
 
     def fit(self, ctx: FitContext) -> Fitted:
         """Fit the preprocessing on the training split, then the MLP with live events."""

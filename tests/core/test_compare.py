@@ -20,9 +20,9 @@ def test_every_candidate_sees_identical_folds(churn, monkeypatch):
 
     real = cmp._score_fold
 
-    def spy(model, data, train, valid, seed, stop):
+    def spy(model, data, summary, train, valid, seed, stop):
         seen.setdefault(model, []).append((tuple(train), tuple(valid)))
-        return real(model, data, train, valid, seed, stop)
+        return real(model, data, summary, train, valid, seed, stop)
 
     monkeypatch.setattr(cmp, "_score_fold", spy)
     events = []
@@ -83,3 +83,28 @@ def test_live_leaderboard_from_events():
     assert [r["key"] for r in rows] == ["hgb", "linear", "mlp"]
     assert rows[1]["mean"] == pytest.approx(0.75) and rows[1]["folds"] == "2/2"
     assert rows[2]["mean"] is None and "budget" in rows[2]["note"]
+
+
+@pytest.mark.parametrize("model", ["linear", "hgb", "forest"])
+def test_candidates_are_scored_with_the_settings_training_would_use(model, monkeypatch):
+    """What a comparison scores is what "Train the winner" trains: the family's own tuning for the
+    whole table (small-table trees, a log-scale target), not a copy of some of its rules."""
+    import core.compare as cmp
+    from core.planner import Overrides, plan
+
+    frame = regression_table(n=300)
+    frame["y"] = np.exp(frame["y"] / frame["y"].std() * 1.5)  # positive with a long tail
+    data = prepare(table(frame), target="y")
+    fitted_with = []
+    family = cmp.get_family(model)
+    real_fit = type(family).fit
+
+    def spy(self, ctx):
+        fitted_with.append(dict(ctx.params))
+        return real_fit(self, ctx)
+
+    monkeypatch.setattr(type(family), "fit", spy)
+    compare(data, candidates=(model,), n_folds=2, time_budget=300)
+    trained = plan(data, Overrides(model=model))
+    assert fitted_with and all(params == dict(trained.params) for params in fitted_with)
+    assert trained.params.get("log_target") is True
