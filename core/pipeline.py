@@ -1,7 +1,9 @@
-"""One whole training job: load → prepare → plan → fit → evaluate → save (DESIGN.md §5).
+"""One whole training job: load → prepare → (plan) → fit → evaluate → save (ARCHITECTURE.md, "Jobs").
 
 The same function runs in a job worker process (``core.jobs``) and inline for the CLI and
-tests. It reports only through events; its result is the saved run folder.
+tests. It reports only through events; its result is the saved run folder. The plan the Train
+page showed travels in the ``JobSpec`` and is trained as it is; only a spec without one (the
+CLI's) is planned here.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.errors import TrainboardError
+from core.device import pick_device
+from core.errors import DataError, TrainboardError
 from core.evaluation import evaluate
 from core.events import Callback, Message, NeverStop, RunFinished, StopFlag, ignore
 from core.planner import Overrides, plan
 from core.runs import DEFAULT_RUNS_DIR, save_run
-from core.training import device_for, fit_split, split_data
+from core.training import fit_split, split_data
 from core.types import Dataset, ImageData, Plan, Prepared
 
 
@@ -27,6 +30,7 @@ class JobSpec:
 
     ``source`` is a path on the server: a table file, an image folder or a zip. Uploads are
     written to a private per-session folder first. ``name`` is what the user calls the data.
+    ``plan`` is what to train (``make_plan``); None plans from ``overrides`` inside the job.
     """
 
     source: str
@@ -34,6 +38,7 @@ class JobSpec:
     target: str | None = None
     roles: Mapping[str, str] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
+    plan: Plan | None = None
     runs_dir: str = str(DEFAULT_RUNS_DIR)
     mode: Literal["train", "compare", "predict"] = "train"
     folds: int | None = None  # compare only: None lets the data size decide
@@ -66,10 +71,20 @@ def prepare_data(data: Dataset, target: str | None = None, roles: Mapping[str, s
 
 
 def make_plan(prepared: Prepared | ImageData, overrides: Overrides | None = None) -> Plan:
-    """The plan, with the device the chosen model would run on."""
+    """The plan, knowing where a neural network would train (a GPU can change the pick)."""
     overrides = overrides or Overrides()
-    first = plan(prepared, overrides)
-    return plan(prepared, overrides, device=device_for(first.model, dict(first.params)))
+    return plan(prepared, overrides, device=pick_device(overrides.params.get("device", "auto")))
+
+
+def _planned(spec: JobSpec, prepared: Prepared | ImageData) -> Plan:
+    """The spec's plan, checked against the data the job read; or a new plan when it has none."""
+    if spec.plan is None:
+        return make_plan(prepared, spec.overrides)
+    n_rows = len(prepared.labels) if isinstance(prepared, ImageData) else len(prepared.X)
+    if spec.plan.n_rows is not None and spec.plan.n_rows != n_rows:
+        raise DataError(f"The data changed since the plan was made ({spec.plan.n_rows:,} rows then, {n_rows:,} now). "
+                        "Open the Train page again to see the new plan, then start training.")
+    return spec.plan
 
 
 def run_job(spec: JobSpec, on_event: Callback = ignore, stop: StopFlag | None = None) -> Path:
@@ -92,7 +107,7 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     t0 = time.perf_counter()
     prepared = prepare_data(load_dataset(spec.source, spec.display_name), spec.target, spec.roles)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
-    the_plan = make_plan(prepared, spec.overrides)
+    the_plan = _planned(spec, prepared)
     # From here on only the split rows are held: the whole table would be a second copy of them
     # through the fit (the size of the file again, on a large CSV).
     parts = split_data(prepared, the_plan, keep_rows=False)
@@ -125,7 +140,7 @@ def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
         raise PlanError("Model comparison is for tables; images always use the CNN.")
     budget = spec.overrides.time_budget or DEFAULT_BUDGET_S
     result = compare(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
-                     on_event=on_event, stop=stop)
+                     on_event=on_event, stop=stop, device=pick_device())
     path = save_comparison(spec.runs_dir, result, spec.display_name)
     on_event(RunFinished(run=str(path), cancelled=stop.is_set()))
     return path

@@ -8,14 +8,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.compare import label, leaderboard_rows, load_comparison
+from core.compare import leaderboard_rows, load_comparison
 from core.evaluation import METRIC_NAMES
-from core.pipeline import JobSpec
+from core.models import comparison_candidates, get_family
+from core.pipeline import JobSpec, make_plan
 from core.planner import Overrides
+from core.types import Prepared
 from ui import state
 from ui.live import polled_job
-
-COMPARE_JOB = "compare_job_id"
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
@@ -31,20 +31,21 @@ def _table(rows: list[dict]) -> pd.DataFrame:
     })
 
 
-def compare_section(spec_base: dict[str, Any], seed: int, busy: bool) -> None:
+def compare_section(prepared: Prepared, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
     """Start a comparison, watch it, and offer to train the winner."""
+    names = [get_family(key).label for key in comparison_candidates("tabular")]
     st.caption("Not sure the automatic choice is right? Score every candidate on the same cross-validation "
-               "folds — the no-skill guess, a linear model, gradient boosting, a random forest and a neural "
-               "network — cheapest first, within a time budget.")
+               f"folds — {', '.join(names[:-1])} and {names[-1]} — simplest first, within a time budget.")
     manager = state.job_manager()
-    job_id = st.session_state.get(COMPARE_JOB)
+    job_id = st.session_state.get(state.COMPARE_JOB)
     job = manager.get(job_id) if job_id else None
     running = job is not None and not job.done
     left, right = st.columns([1, 2])
-    budget = left.number_input("Time budget (seconds)", 10, 1800, 60, step=10, disabled=running or busy)
+    budget = left.number_input("Time budget (seconds)", 10, 1800, 60, step=10, disabled=running or busy,
+                               key=state.COMPARE_BUDGET)
     if right.button("Compare models", disabled=running or busy, icon=":material/leaderboard:"):
         spec = JobSpec(**spec_base, mode="compare", overrides=Overrides(seed=seed, time_budget=float(budget)))
-        st.session_state[COMPARE_JOB] = manager.submit(spec, owner=state.session().owner)
+        st.session_state[state.COMPARE_JOB] = manager.submit(spec, owner=state.session().owner)
         st.rerun()
     if job is None:
         return
@@ -53,7 +54,7 @@ def compare_section(spec_base: dict[str, Any], seed: int, busy: bool) -> None:
     elif job.state == "failed":
         st.error(job.error)
     elif job.run_dir:
-        _result(job.run_dir, spec_base, seed, busy)
+        _result(job.run_dir, prepared, spec_base, seed, busy)
 
 
 def _live(job_id: str) -> None:
@@ -72,21 +73,23 @@ def _live(job_id: str) -> None:
     _board()
 
 
-def _result(path: str, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
+def _result(path: str, prepared: Prepared, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
     result = load_comparison(path)
     rows = [{"model": e["model"], "key": e["model"], "metric": e["metric"], "mean": e["mean"], "std": e["std"],
              "folds": str(len(next(iter(e["scores"].values()), []))) if e["scores"] else "0",
              "fit_s": e["fit_s"], "note": e.get("skipped") or ""} for e in result["leaderboard"]]
     for row in rows:
-        row["model"] = label(row["key"]) + (" ← picked" if row["key"] == result["best"] else "")
+        row["model"] = get_family(row["key"]).label + (" ← picked" if row["key"] == result["best"] else "")
     st.dataframe(_table(rows), hide_index=True)
     st.caption(f"Scores are mean ± standard deviation over {result['folds']}. Each model was scored on rows "
                "it never trained on; fit time is per fold.")
     for reason in result["reasons"]:
         st.markdown(f"- {reason}")
     best = result["best"]
-    if best and st.button(f"Train the winner: {label(best)}", type="primary", disabled=busy,
+    if best and st.button(f"Train the winner: {get_family(best).label}", type="primary", disabled=busy,
                           icon=":material/play_arrow:"):
-        spec = JobSpec(**spec_base, overrides=Overrides(model=best, seed=seed))
+        overrides = Overrides(model=best, seed=seed)
+        # Planned here like "Start training": the same settings the comparison scored it with.
+        spec = JobSpec(**spec_base, overrides=overrides, plan=make_plan(prepared, overrides))
         st.session_state[state.JOB] = state.job_manager().submit(spec, owner=state.session().owner)
         st.rerun()
