@@ -4,15 +4,12 @@ target and the column roles."""
 import streamlit as st
 
 from core import plots
-from core.datasets import load_table
+from core.datasets import MAX_TABLE_MB, TABLE_UPLOAD_TYPES, load_table
 from core.errors import TrainboardError
-from core.images import IMAGE_SUFFIXES, class_counts, load_images_cached
+from core.images import IMAGE_UPLOAD_TYPES, MAX_IMAGES_MB, class_counts, load_images_cached
 from core.schema import guess_target
 from ui import data_views as dv
-from ui import state, views
-
-TABLE_TYPES = ["csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "pq"]
-MAX_TABLE_MB, MAX_IMAGES_MB = 500, 1000
+from ui import pages, state, views
 
 st.title("Data")
 st.caption("Start here: give Trainboard a table (one row per example, one column to predict) or a set of "
@@ -21,7 +18,7 @@ st.caption("Start here: give Trainboard a table (one row per example, one column
 table_tab, images_tab, sample_tab = st.tabs(["Upload a table", "Upload images", "Try a sample"])
 with table_tab:
     upload = st.file_uploader("A table: CSV, TSV, TXT, Excel (.xlsx) or Parquet, with a header row",
-                              type=TABLE_TYPES, max_upload_size=MAX_TABLE_MB, key="data_table_upload")
+                              type=TABLE_UPLOAD_TYPES, max_upload_size=MAX_TABLE_MB, key=state.DATA_TABLE_UPLOAD)
     if upload is not None:
         fp = f"table:{upload.file_id}"
         dv.use_upload(fp, upload.name, lambda: (path := state.save_upload(upload.name, upload.getvalue()),
@@ -32,9 +29,9 @@ with images_tab:
                "of those folders, or the folder itself.")
     left, right = st.columns(2)
     archive = left.file_uploader("A zip of class folders", type=["zip"], max_upload_size=MAX_IMAGES_MB,
-                                 key="data_zip_upload")
+                                 key=state.DATA_ZIP_UPLOAD)
     folder = right.file_uploader("Or a folder of class folders", accept_multiple_files="directory",
-                                 type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES), key="data_folder_upload")
+                                 type=IMAGE_UPLOAD_TYPES, key=state.DATA_FOLDER_UPLOAD)
     if archive is not None:
         fp = f"zip:{archive.file_id}"
         dv.use_upload(fp, archive.name, lambda: (path := state.save_upload(archive.name, archive.getvalue()),
@@ -91,7 +88,7 @@ if loaded.kind == "images":
         label.markdown(f"**{name}**")
         row.image(tiles, width=64)
     st.caption("As the model sees them: resized, with the colours it will train on.")
-    st.page_link("app_pages/train.py", label="Next: Train a model", icon=":material/arrow_forward:")
+    pages.link(pages.TRAIN, "Next: Train a model", icon=":material/arrow_forward:")
     st.stop()
 
 frame = loaded.data.frame
@@ -107,10 +104,10 @@ st.subheader("What should the model predict?")
 columns = list(frame.columns)
 if st.session_state.get(state.TARGET) not in columns:
     st.session_state[state.TARGET] = guess_target(frame)
-st.session_state["data_target"] = st.session_state[state.TARGET]
-target = st.selectbox("Target column", columns, key="data_target",
+st.session_state[state.DATA_TARGET] = st.session_state[state.TARGET]
+target = st.selectbox("Target column", columns, key=state.DATA_TARGET,
                       help="The column whose value the model learns to predict from all the other columns.",
-                      on_change=lambda: st.session_state.update({state.TARGET: st.session_state["data_target"]}))
+                      on_change=lambda: st.session_state.update({state.TARGET: st.session_state[state.DATA_TARGET]}))
 roles = {k: v for k, v in (st.session_state.get(state.ROLES) or {}).items() if k != target}
 st.session_state[state.ROLES] = roles
 try:
@@ -144,4 +141,4 @@ if prepared is not None:
     if prepared.messages:
         st.markdown("\n".join(f"- {m}" for m in prepared.messages))
     st.success(f"Ready: {len(prepared.used_columns)} columns will be used to predict '{target}'.")
-    st.page_link("app_pages/train.py", label="Next: Train a model", icon=":material/arrow_forward:")
+    pages.link(pages.TRAIN, "Next: Train a model", icon=":material/arrow_forward:")

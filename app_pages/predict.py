@@ -2,43 +2,36 @@
 
 import streamlit as st
 
+from core.datasets import MAX_TABLE_MB, TABLE_UPLOAD_TYPES
 from core.errors import TrainboardError
-from core.images import IMAGE_SUFFIXES
+from core.images import IMAGE_UPLOAD_TYPES, MAX_IMAGES_MB
 from core.pipeline import JobSpec
 from ui import state, views
 from ui.data_views import folder_name, zip_folder_upload
 
-TABLE_TYPES = ["csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "pq"]
-PREDICT_JOB = "predict_job_id"
-
 st.title("Predict")
 st.caption("Use a trained model on new data it has never seen, and download its answers.")
-run = views.pick_run("predict_run", label="Model to use (a trained run)")
+run = views.pick_run(state.PREDICT_RUN, label="Model to use (a trained run)")
 if run is None:
     st.stop()
-try:
-    manifest = views.cached_report(run.path).manifest
-except TrainboardError as err:
-    st.error(str(err))
-    st.stop()
-data = manifest["data"]
+data = run.data
 
 if run.kind == "images":
-    st.markdown(f"This model sorts images into **{len(data['classes'])} classes**: "
-                + ", ".join(f"`{c}`" for c in data["classes"][:20]) + ". Upload the images to sort: any folder "
+    st.markdown(f"This model sorts images into **{len(data.classes)} classes**: "
+                + ", ".join(f"`{c}`" for c in data.classes[:20]) + ". Upload the images to sort: any folder "
                 "layout works, no class folders needed.")
     left, right = st.columns(2)
-    archive = left.file_uploader("A zip of images", type=["zip"], max_upload_size=1000, key="predict_zip")
-    folder = right.file_uploader("Or a folder of images", accept_multiple_files="directory", key="predict_folder",
-                                 type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+    archive = left.file_uploader("A zip of images", type=["zip"], max_upload_size=MAX_IMAGES_MB, key=state.PREDICT_ZIP)
+    folder = right.file_uploader("Or a folder of images", accept_multiple_files="directory", key=state.PREDICT_FOLDER,
+                                 type=IMAGE_UPLOAD_TYPES)
     files = [archive] if archive is not None else list(folder or [])
 else:
-    needed = [c["name"] for c in data["columns"] if c["role"] in ("numeric", "categorical", "text", "datetime")]
-    st.markdown(f"This model predicts **{data['target']}** from {len(needed)} columns: "
+    needed = data.feature_columns
+    st.markdown(f"This model predicts **{data.target}** from {len(needed)} columns: "
                 + ", ".join(f"`{c}`" for c in needed) + ". The new table needs those columns (same names); "
-                f"other columns are kept, and `{data['target']}` may be missing.")
-    upload = st.file_uploader("A table of new rows: CSV, TSV, TXT, Excel (.xlsx) or Parquet", type=TABLE_TYPES,
-                              max_upload_size=500, key="predict_table")
+                f"other columns are kept, and `{data.target}` may be missing.")
+    upload = st.file_uploader("A table of new rows: CSV, TSV, TXT, Excel (.xlsx) or Parquet", type=TABLE_UPLOAD_TYPES,
+                              max_upload_size=MAX_TABLE_MB, key=state.PREDICT_TABLE)
     files = [upload] if upload is not None else []
 
 if not files:
@@ -47,7 +40,7 @@ if not files:
 
 # The prediction runs as a background job (a worker process), once per run and upload.
 key = f"{run.path}|{'|'.join(f.file_id for f in files)}"
-job_id = st.session_state.get(PREDICT_JOB, {}).get(key)
+job_id = st.session_state.get(state.PREDICT_JOB, {}).get(key)
 if job_id is None:
     try:
         if run.kind == "images" and archive is None:
@@ -62,7 +55,7 @@ if job_id is None:
     spec = JobSpec(source=str(path), name=name, mode="predict", run_dir=str(run.path), out=str(out),
                    runs_dir=str(state.runs_dir()))
     job_id = state.job_manager().submit(spec, owner=state.session().owner)
-    st.session_state[PREDICT_JOB] = {key: job_id}
+    st.session_state[state.PREDICT_JOB] = {key: job_id}
 
 job = state.job_manager().get(job_id)
 if job is None or not job.done:
@@ -73,7 +66,7 @@ if job.state != "done" or not job.run_dir:
     st.stop()
 
 result, csv = views.load_predictions(job.run_dir)
-st.success(f"{len(result):,} predictions with {run.model} ({run.source}).")
+st.success(f"{len(result):,} predictions with {run.model.name} ({data.source}).")
 st.dataframe(result.head(1000), hide_index=True,
              column_config={"confidence": st.column_config.NumberColumn(format="percent")})
 if run.task == "regression":

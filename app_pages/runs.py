@@ -6,32 +6,32 @@ from core import plots
 from core.errors import TrainboardError
 from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES
 from core.runs import delete_run, list_runs
-from ui import state, views
+from ui import pages, state, views
 
 st.title("Runs")
 st.caption("Every model trained on this server, newest first. Each run keeps its model, scores and charts.")
 runs = list_runs(state.runs_dir())
 if not runs:
     st.info("No trained runs yet. Load data, then train a model: each training run is saved here.")
-    st.page_link("app_pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+    pages.link(pages.TRAIN, "Go to the Train page")
     st.stop()
 
-st.dataframe([{"when (UTC)": r.created.replace("T", " ")[:16], "data": r.source, "task": r.task, "model": r.model,
-               "score": views.metric_name(r.metric), "value": r.value,
+st.dataframe([{"when (UTC)": r.created.replace("T", " ")[:16], "data": r.data.source, "task": r.task,
+               "model": r.model.name, "score": views.metric_name(r.main_metric), "value": r.value,
                "status": "stopped by you" if r.cancelled else "finished"} for r in runs],
              hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.3f")})
 st.caption("The score is each run's headline metric on its own validation rows: compare values only between "
            "runs on the same data.")
 
 by_path = {str(r.path): r for r in runs}
-st.session_state["runs_picked"] = [p for p in st.session_state.get("runs_picked", []) if p in by_path]
-picked = st.multiselect("Select runs to open, compare or delete", list(by_path), key="runs_picked",
+st.session_state[state.RUNS_PICKED] = [p for p in st.session_state.get(state.RUNS_PICKED, []) if p in by_path]
+picked = st.multiselect("Select runs to open, compare or delete", list(by_path), key=state.RUNS_PICKED,
                         format_func=lambda p: views.run_label(by_path[p]),
                         placeholder="Pick one run to open it, two or more to compare them")
 
 
 def _ask_delete() -> None:
-    st.session_state["_runs_to_delete"] = list(st.session_state["runs_picked"])
+    st.session_state[state.RUNS_TO_DELETE] = list(st.session_state[state.RUNS_PICKED])
 
 
 def _delete(paths: list[str]) -> None:
@@ -39,37 +39,37 @@ def _delete(paths: list[str]) -> None:
         try:
             delete_run(path, state.runs_dir())
         except TrainboardError as err:
-            st.session_state["_runs_delete_error"] = str(err)
+            st.session_state[state.RUNS_DELETE_ERROR] = str(err)
     if st.session_state.get(state.RUN) in paths:
         st.session_state.pop(state.RUN)
-    st.session_state["runs_picked"] = []
-    st.session_state.pop("_runs_to_delete", None)
+    st.session_state[state.RUNS_PICKED] = []
+    st.session_state.pop(state.RUNS_TO_DELETE, None)
 
 
 open_col, predict_col, delete_col = st.columns(3)
 if open_col.button("Open in Evaluate", disabled=len(picked) != 1, icon=":material/query_stats:", width="stretch"):
     st.session_state[state.RUN] = picked[0]
-    st.switch_page("app_pages/evaluate.py")
+    pages.switch(pages.EVALUATE)
 if predict_col.button("Predict with it", disabled=len(picked) != 1, icon=":material/online_prediction:",
                       width="stretch"):
     st.session_state[state.RUN] = picked[0]
-    st.switch_page("app_pages/predict.py")
+    pages.switch(pages.PREDICT)
 delete_col.button("Delete…", disabled=not picked, icon=":material/delete:", width="stretch", on_click=_ask_delete)
 
-if error := st.session_state.pop("_runs_delete_error", None):
+if error := st.session_state.pop(state.RUNS_DELETE_ERROR, None):
     st.error(error)
-doomed = st.session_state.get("_runs_to_delete")
+doomed = st.session_state.get(state.RUNS_TO_DELETE)
 if doomed:
     st.warning(f"Delete {len(doomed)} run{'s' if len(doomed) > 1 else ''} for good? The model, its scores and "
                "charts are removed from the server: " + "; ".join(views.run_label(by_path[p]) for p in doomed
                                                                    if p in by_path))
     yes, no, _ = st.columns([1, 1, 4])
     yes.button("Yes, delete", type="primary", on_click=_delete, args=(doomed,))
-    no.button("Cancel", on_click=lambda: st.session_state.pop("_runs_to_delete", None))
+    no.button("Cancel", on_click=lambda: st.session_state.pop(state.RUNS_TO_DELETE, None))
 
 if len(picked) >= 2:
     st.subheader(f"Comparing {len(picked)} runs")
-    reports = {by_path[p].run_id: views.cached_report(p) for p in picked}
+    reports = {by_path[p].run_id: views.cached_report(p).run for p in picked}
     keys = list(dict.fromkeys(k for r in reports.values() for k in r.metrics))
     st.dataframe([{"score": METRIC_NAMES.get(k, k) + (" (lower is better)" if k in LOWER_IS_BETTER else "")}
                   | {run_id: r.metrics.get(k) for run_id, r in reports.items()} for k in keys],

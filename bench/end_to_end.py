@@ -25,7 +25,7 @@ def job_child(source: str, runs_dir: str, target: str | None = None, stages: boo
     also records each stage's seconds and the peak memory after it."""
     import core.pipeline  # noqa: F401  (imports are not the job's time: a worker has them loaded)
     from core.pipeline import JobSpec, run_job
-    from core.runs import load_manifest
+    from core.run_record import load_manifest
 
     marks = _watch_stages() if stages else []
     before = own_peak_rss_mb()
@@ -116,21 +116,23 @@ def plain_job_child(source: str, target: str, rounds: int) -> dict[str, Any]:
 def figures_child(run_dir: str) -> dict[str, Any]:
     """Child task: everything the Evaluate page draws, from the saved run (no model, no training)."""
     from core import plots
-    from core.evaluation import METRIC_NAMES, report_from_run
+    from core.evaluation import METRIC_NAMES
+    from core.run_record import report_from_run
 
     plots.loss_curve([]).to_json()  # the server has plotly loaded and its template built already
     t0 = time.perf_counter()
     report = report_from_run(run_dir)
+    run = report.run
     t1 = time.perf_counter()
-    figures = [plots.metric_comparison(report.metrics, report.baseline_metrics, report.dummy_metrics, METRIC_NAMES),
-               plots.loss_curve(report.history)]
-    if report.task == "regression":
-        figures += [plots.predicted_vs_actual(report.predictions), plots.residuals(report.predictions)]
+    figures = [plots.metric_comparison(run.metrics, run.baseline_metrics, run.dummy_metrics, METRIC_NAMES),
+               plots.loss_curve(run.history)]
+    if run.task == "regression":
+        figures += [plots.predicted_vs_actual(run.predictions), plots.residuals(run.predictions)]
     else:
-        figures += [plots.confusion_matrix(report.confusion), plots.pr_curves(report.pr_curves),
+        figures += [plots.confusion_matrix(run.confusion), plots.pr_curves(report.pr_curves),
                     plots.roc_curves(report.roc_curves)]
-    if report.importances:
-        figures.append(plots.feature_importance(report.importances))
+    if run.importances:
+        figures.append(plots.feature_importance(run.importances))
     gallery = _gallery_figure(run_dir, plots)
     if gallery is not None:
         figures.append(gallery)

@@ -165,7 +165,7 @@ def jobs_child(path: str, rounds: int, repeats: int, runs_dir: str) -> dict[str,
     from core.jobs import JobManager
     from core.pipeline import JobSpec
     from core.planner import Overrides
-    from core.runs import load_manifest
+    from core.run_record import load_manifest
 
     spec = JobSpec(source=path, name="synthetic", target=TARGET, runs_dir=runs_dir,
                    overrides=Overrides(model="hgb", max_epochs=rounds, params={"n_iter_no_change": rounds + 1}))

@@ -40,6 +40,9 @@ DELIMITERS = (",", ";", "\t", "|")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 FORMATS_HINT = "Upload a CSV, TSV, Excel (.xlsx) or Parquet file."
+#: What a table upload may be (suffixes without the dot, for the upload widgets) and its largest size.
+TABLE_UPLOAD_TYPES = ("csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "pq")
+MAX_TABLE_MB = 500
 
 _MAGIC = (
     (b"PAR1", "parquet"),
@@ -94,7 +97,7 @@ class _Source:
 
 
 def load_table(source: str | Path | bytes | IO[bytes], name: str | None = None, *,
-               max_bytes: int = 500 * 2**20) -> TableData:
+               max_bytes: int = MAX_TABLE_MB * 2**20) -> TableData:
     """Read a CSV/TSV/TXT, Excel or Parquet table from a path, bytes or an upload.
 
     ``name`` is the file name for bytes and streams (its extension picks the format; unknown

@@ -2,15 +2,14 @@
 
 Compute once, draw separately (as scikit-learn's ``*Display`` classes do): everything here
 returns plain result objects; ``core.plots`` turns them into figures and never recomputes a
-metric. ``report_from_run`` rebuilds the whole Evaluate page's content from a saved run folder,
-without the model and without retraining.
+metric. ``core.run_record.report_from_run`` rebuilds the Evaluate page's content from a saved
+run folder, without the model and without retraining.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,28 +65,12 @@ class Importance:
     method: str = "permutation"
 
 
-@dataclass(frozen=True, eq=False)
-class Report:
-    """Everything the Evaluate page shows for one run."""
+@dataclass(frozen=True)
+class Verdict:
+    """One plain sentence on the model against its reference, and whether it is clearly better."""
 
-    task: Task
-    classes: tuple[str, ...]
-    metrics: dict[str, float | None]
-    baseline_metrics: dict[str, float | None]  # the linear sanity baseline (empty when none)
-    dummy_metrics: dict[str, float | None]  # always the most frequent class / the mean
-    baseline_name: str | None
-    confusion: Confusion | None
-    pr_curves: tuple[Curve, ...]
-    roc_curves: tuple[Curve, ...]
-    importances: tuple[Importance, ...]
-    history: tuple[dict[str, Any], ...]
-    predictions: pd.DataFrame  # row, true, predicted (+ proba per class / residual)
-    worst: pd.DataFrame  # validation rows with the largest errors, with their raw feature values
-    manifest: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def main_metric(self) -> str:
-        return MAIN_METRIC[self.task]
+    text: str
+    better: bool
 
 
 # ---------------------------------------------------------------- metrics
@@ -304,55 +287,30 @@ def confusion(predictions: pd.DataFrame, classes: tuple[str, ...]) -> Confusion:
     return Confusion(tuple(classes), matrix)
 
 
-# ---------------------------------------------------------------- from a saved run
+# ---------------------------------------------------------------- the verdict
 
 
-def report_from_run(run_dir: str | Path) -> Report:
-    """Rebuild everything the Evaluate page shows from a run folder — no model, no retraining."""
-    from core.runs import PREDICTIONS_FILE, WORST_FILE, load_manifest
-
-    run_dir = Path(run_dir)
-    manifest = load_manifest(run_dir)
-    task = manifest["task"]
-    classes = tuple(manifest["data"].get("classes") or ())
-    predictions = pd.read_parquet(run_dir / PREDICTIONS_FILE)
-    if task != "regression":
-        predictions["true"] = predictions["true"].astype(str)
-        predictions["predicted"] = predictions["predicted"].astype(str)
-    worst_path = run_dir / WORST_FILE
-    worst = pd.read_parquet(worst_path) if worst_path.exists() else worst_errors(predictions, task)
-    baseline = manifest.get("baseline") or {}
-    classification = task != "regression"
-    return Report(
-        task=task, classes=classes, metrics=manifest["metrics"],
-        baseline_metrics=baseline.get("metrics") or {}, dummy_metrics=baseline.get("dummy_metrics") or {},
-        baseline_name=baseline.get("key"),
-        confusion=confusion(predictions, classes) if classification else None,
-        pr_curves=pr_curves(predictions, classes) if classification else (),
-        roc_curves=roc_curves(predictions, classes) if classification else (),
-        importances=tuple(Importance(i["feature"], i["importance"], i.get("std", 0.0), i.get("method", "permutation"))
-                          for i in manifest.get("feature_importance") or []),
-        history=tuple(manifest.get("history") or ()), predictions=predictions, worst=worst, manifest=manifest,
-    )
-
-
-def compare_to_baseline(report: Report) -> str:
-    """One plain sentence: does the model beat the baseline on the headline metric, and by how much?"""
-    key = report.main_metric
-    mine = report.metrics.get(key)
-    ref_name, ref = ("the linear baseline", report.baseline_metrics.get(key)) if report.baseline_metrics.get(key) \
-        is not None else ("always guessing the most common answer", report.dummy_metrics.get(key))
+def verdict(main_metric: str, metrics: dict[str, float | None], baseline_metrics: dict[str, float | None],
+            dummy_metrics: dict[str, float | None]) -> Verdict:
+    """Does the model beat the baseline (or, without one, the no-skill guess) on the headline
+    metric, and by how much?"""
+    key = main_metric
+    mine = metrics.get(key)
+    ref_name, ref = ("the linear baseline", baseline_metrics.get(key)) if baseline_metrics.get(key) is not None \
+        else ("always guessing the most common answer", dummy_metrics.get(key))
     if mine is None or ref is None:
-        return f"{METRIC_NAMES[key]} could not be computed for this validation split."
+        return Verdict(f"{METRIC_NAMES[key]} could not be computed for this validation split.", False)
     diff = mine - ref
     if abs(diff) < 0.005:
-        return f"{METRIC_NAMES[key]} {mine:.3f}: no better than {ref_name} ({ref:.3f}) — the simpler model would do."
-    verdict = "beats" if diff > 0 else "is worse than"
+        return Verdict(f"{METRIC_NAMES[key]} {mine:.3f}: no better than {ref_name} ({ref:.3f}) — the simpler model "
+                       "would do.", False)
+    words = "beats" if diff > 0 else "is worse than"
     advice = ""
     if diff < 0 and ref_name == "the linear baseline":
         advice = (" On this data the simpler model is the better choice: train the linear model (Train → "
                   "Settings → Model), or let 'Compare models first' score both on several folds.")
-    return f"{METRIC_NAMES[key]} {mine:.3f} {verdict} {ref_name} ({ref:.3f}) by {abs(diff):.3f}.{advice}"
+    return Verdict(f"{METRIC_NAMES[key]} {mine:.3f} {words} {ref_name} ({ref:.3f}) by {abs(diff):.3f}.{advice}",
+                   diff > 0)
 
 
 # ---------------------------------------------------------------- right after training
@@ -360,13 +318,15 @@ def compare_to_baseline(report: Report) -> str:
 
 @dataclass(eq=False)
 class Evaluation:
-    """What ``evaluate`` computes once after training; ``core.runs.save_run`` stores it."""
+    """What ``evaluate`` computes once after training; ``core.runs.save_run`` stores it and
+    ``core.run_record.read_run`` reads it back."""
 
     metrics: dict[str, float | None]
     baseline_metrics: dict[str, float | None]
     dummy_metrics: dict[str, float | None]
     predictions: pd.DataFrame
     worst: pd.DataFrame
+    confusion: Confusion | None = None  # classification only
     importances: tuple[Importance, ...] = ()
     importance_rows: int = 0
 
@@ -411,5 +371,7 @@ def evaluate(result: Any, classes: tuple[str, ...], row_labels: Any = None,
     importances, n_rows = (), 0
     if is_table and importance and X_valid.shape[1] > 0:
         importances, n_rows = permutation_importances(result.main.model, X_valid, y_valid, task, result.plan.seed)
+    matrix = confusion(predictions, classes) if task != "regression" else None
     return Evaluation(metrics=metrics, baseline_metrics=baseline_metrics, dummy_metrics=dummy,
-                      predictions=predictions, worst=worst, importances=importances, importance_rows=n_rows)
+                      predictions=predictions, worst=worst, confusion=matrix, importances=importances,
+                      importance_rows=n_rows)

@@ -1,4 +1,4 @@
-"""Typed training events (DESIGN.md §3), delivered to one callback.
+"""Typed training events (ARCHITECTURE.md, "Events"), delivered to one callback.
 
 Trainers never print and never touch a UI: they call ``on_event(event)``. The CLI's callback
 prints, the job worker's puts the event on a queue for the server, a test's records.
@@ -20,7 +20,6 @@ class RunStarted:
     device: DeviceInfo
     n_train: int
     n_valid: int
-    stage: str = "main"  # "baseline" for the sanity baseline, "main" for the chosen model
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,9 @@ class ImageLimits:
 
 
 DEFAULT_LIMITS = ImageLimits()
+#: What an image upload may be (suffixes without the dot, for the upload widgets) and a zip's largest size.
+IMAGE_UPLOAD_TYPES = tuple(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+MAX_IMAGES_MB = DEFAULT_LIMITS.max_total_bytes // 2**20
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,7 @@ def _zip_entries(archive: zipfile.ZipFile, limits: ImageLimits) -> list[_Entry]:
     _check_count(len(infos), limits)
     entries = []
     for info in infos:
-        _check_name(info.filename)
+        safe_member_name(info.filename)
         if stat.S_ISLNK(info.external_attr >> 16):
             raise DataError(f"The zip contains a link ('{info.filename}'), which is not allowed. "
                             "Zip the real files instead (for example without zip's -y option).")
@@ -269,7 +272,7 @@ def _upload_entries(items: Sequence[Any], limits: ImageLimits) -> list[_Entry]:
     entries = []
     for item in items:
         name, data = _upload_item(item)
-        _check_name(name)
+        safe_member_name(name)
         entries.append(_Entry(name, lambda data=data: io.BytesIO(data)))
     return entries
 
@@ -277,11 +280,13 @@ def _upload_entries(items: Sequence[Any], limits: ImageLimits) -> list[_Entry]:
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def _check_name(name: str) -> None:
-    """Refuse names that would point outside the archive if anything ever extracted it."""
+def safe_member_name(name: str) -> str:
+    """``name`` as a plain relative path ("cats/1.png"); refuses (``DataError``) a name that would
+    point outside its folder if anything ever extracted it. The one check for every upload."""
     if name.startswith(("/", "\\")) or _DRIVE.match(name) or ".." in _parts(name) or "\x00" in name:
         raise DataError(f"The upload contains an unsafe file name ('{name}') that points outside its folder. "
                         "Create the zip again from a plain folder of class folders.")
+    return "/".join(_parts(name))
 
 
 def _check_count(n: int, limits: ImageLimits) -> None:

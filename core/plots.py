@@ -17,8 +17,8 @@ from core.evaluation import Confusion, Curve, Importance
 
 MAX_POINTS = 2000
 # The title sits at the very top and the legend in its own band below it, above the plot. No
-# plotly template: Streamlit themes the charts itself, and resolving one cost ~20 ms per figure,
-# which the live chart pays twice a second.
+# plotly template in the charts Streamlit themes itself (resolving one cost ~20 ms per figure, which
+# the live chart pays twice a second); only the image gallery sets a plain white one.
 # Layouts are nested dicts: plotly resolves "magic underscore" keys (title_text, xaxis_title) slowly.
 _LAYOUT = dict(margin=dict(l=10, r=10, t=90, b=10), height=400,
                legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0))

@@ -15,7 +15,8 @@ import pandas as pd
 from core.errors import DataError
 from core.evaluation import class_probabilities
 from core.events import Callback, StepEnded, StopFlag, ignore
-from core.runs import load_manifest, load_model, predictions_for_table, resolve_run
+from core.run_record import RunRecord, read_run
+from core.runs import load_model, resolve_run
 from core.types import TableData
 
 CHUNK_ROWS = 100_000
@@ -24,18 +25,44 @@ CHUNK_ROWS = 100_000
 def predict_table(run_dir: str | Path, data: TableData, runs_dir: str | Path,
                   on_event: Callback = ignore, stop: StopFlag | None = None) -> pd.DataFrame:
     """The table's prediction columns followed by its own columns."""
-    model, manifest = load_model(run_dir, runs_dir)
+    model, run = load_model(run_dir, runs_dir)
     frame = data.frame
     n_chunks = max(1, -(-len(frame) // CHUNK_ROWS))
     parts = []
     for i in range(n_chunks):
         if stop is not None and stop.is_set():
             raise DataError("Prediction was stopped before it finished; nothing was saved.")
-        parts.append(predictions_for_table(model, manifest, frame.iloc[i * CHUNK_ROWS:(i + 1) * CHUNK_ROWS]))
+        parts.append(predictions_for_table(model, run, frame.iloc[i * CHUNK_ROWS:(i + 1) * CHUNK_ROWS]))
         on_event(StepEnded(step=i + 1, epoch=1, train_loss=float("nan"), total_steps=n_chunks))
     out = pd.concat(parts) if len(parts) > 1 else parts[0]
     answers = [c for c in out.columns if c not in frame.columns]
     return out[answers + list(frame.columns)]
+
+
+def predictions_for_table(model: Any, run: RunRecord, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the run's prediction (and class probabilities) appended as new columns."""
+    if run.kind != "tabular":
+        raise DataError("This run was trained on images: give it images, not a table.")
+    needed = list(run.data.feature_columns)
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        shown = ", ".join(f"'{c}'" for c in missing[:8]) + (" …" if len(missing) > 8 else "")
+        raise DataError(f"The new data lacks {len(missing)} column(s) the model needs: {shown}. Use a file with "
+                        "the same columns as the training data (the target column may be missing).")
+    if frame.empty:
+        raise DataError("The new data has no rows to predict.")
+    X = frame[needed]
+    out = frame.copy()
+    label = f"predicted {run.data.target}"
+    if run.task == "regression":
+        out[label] = model.predict(X)
+        return out
+    proba = class_probabilities(model, X, run.classes)
+    out[label] = np.asarray(run.classes, dtype=object)[proba.argmax(axis=1)]
+    out["confidence"] = proba.max(axis=1)
+    for i, c in enumerate(run.classes):
+        out[f"probability of {c}"] = proba[:, i]
+    return out
 
 
 def predict_images(run_dir: str | Path, source: Any, name: str | None,
@@ -43,13 +70,12 @@ def predict_images(run_dir: str | Path, source: Any, name: str | None,
     """One row per image: file name, predicted class, confidence and class probabilities."""
     from core.images import load_unlabelled_images
 
-    model, manifest = load_model(run_dir, runs_dir)
-    if manifest["data"]["kind"] != "images":
+    model, run = load_model(run_dir, runs_dir)
+    if run.kind != "images":
         raise DataError("This run was trained on a table: give it a table file, not images.")
-    data = manifest["data"]
-    images, names = load_unlabelled_images(source, name=name, image_size=data["image_size"],
-                                           channels=data["channels"])
-    classes = tuple(data["classes"])
+    images, names = load_unlabelled_images(source, name=name, image_size=run.data.image_size,
+                                           channels=run.data.channels)
+    classes = run.classes
     proba = class_probabilities(model, images, classes)
     out = pd.DataFrame({"file": names, "predicted class": np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
                         "confidence": proba.max(axis=1)})
@@ -66,8 +92,7 @@ def predict_file(run_dir: str | Path, path: str | Path, runs_dir: str | Path,
     path = Path(path)
     if not path.exists():
         raise DataError(f"There is no file or folder '{path}'. Check the path.")
-    kind = load_manifest(resolve_run(run_dir, runs_dir))["data"]["kind"]
-    if kind == "images":
+    if read_run(resolve_run(run_dir, runs_dir), predictions=False).kind == "images":
         return predict_images(run_dir, path, name or path.name, runs_dir)
     return predict_table(run_dir, load_table(path, name=name), runs_dir, on_event, stop)
 

@@ -1,8 +1,9 @@
-"""Run folders: ``runs/<run_id>/manifest.json`` + the model + validation predictions (DESIGN.md §6).
+"""Run folders: ``runs/<run_id>/manifest.json`` + the model + validation predictions
+(ARCHITECTURE.md, "The run folder"): writing, listing, deleting, and loading a run's model.
 
-Everything the Evaluate page shows is rebuilt from a run folder without retraining. A run is
-written into a hidden temporary folder and renamed into place, so a half-written run never
-appears. Model files are loaded only from inside the app's own runs folder (they are pickles).
+A run is written into a hidden temporary folder and renamed into place, so a half-written run
+never appears. It is read back through one typed record (``core.run_record``). Model files are
+loaded only from inside the app's own runs folder (they are pickles).
 """
 
 from __future__ import annotations
@@ -13,53 +14,33 @@ import platform
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from core.errors import RunError
-from core.evaluation import MAIN_METRIC, Evaluation, confusion
+from core.evaluation import MAIN_METRIC, Evaluation
 from core.models import get_family
+from core.run_record import MANIFEST_FILE, PREDICTIONS_FILE, SCHEMA_VERSION, WORST_FILE, RunRecord, read_run
 from core.training import TrainResult
 from core.types import ImageData, Prepared
 
-SCHEMA_VERSION = 1
-MANIFEST_FILE = "manifest.json"
-PREDICTIONS_FILE = "valid_predictions.parquet"
-WORST_FILE = "worst_errors.parquet"
 DEFAULT_RUNS_DIR = Path(os.environ.get("TRAINBOARD_RUNS", Path(__file__).resolve().parent.parent / "runs"))
 _VERSIONED = ("scikit-learn", "torch", "pandas", "numpy", "streamlit")
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """One line of the run history."""
-
-    run_id: str
-    path: Path
-    created: str
-    source: str
-    kind: str
-    task: str
-    model: str
-    metric: str
-    value: float | None
-    cancelled: bool
-
-
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     stem = Path(text).stem if text else "data"
     return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:40] or "data"
 
 
 def new_run_id(runs_dir: Path, source: str, model: str) -> str:
     """``20261122-101500-iris-hgb``; a numeric suffix keeps ids unique within a second."""
-    base = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{_slug(source)}-{model}"
+    base = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slug(source)}-{model}"
     run_id, n = base, 1
     while (runs_dir / run_id).exists():
         n += 1
@@ -77,14 +58,14 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON types only (numpy scalars, tuples, NaN → None)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -114,7 +95,6 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
                    source: str, timings: dict[str, float]) -> dict[str, Any]:
     plan, main = result.plan, result.main
     family = get_family(plan.model)
-    classes = tuple(getattr(data, "classes", None) or getattr(data, "class_names", ()))
     classification = plan.task != "regression"
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -123,7 +103,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "data": data_section(data, source, result.n_train + len(result.valid_index)),
         "task": plan.task,
         "model": {"key": plan.model, "family": family.family, "name": main.name, "label": family.label,
-                  "reasons": list(plan.reasons), "params": main.params},
+                  "curve_unit": family.curve_unit, "reasons": list(plan.reasons), "params": main.params},
         "device": asdict(result.device),
         "split": {"strategy": "stratified_holdout" if classification else "random_holdout",
                   "valid_fraction": plan.valid_fraction, "seed": plan.seed,
@@ -135,7 +115,8 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "history": [{"epoch": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss,
                      "seconds": e.seconds, **{f"metric_{k}": v for k, v in e.metrics.items()}}
                     for e in result.history],
-        "confusion_matrix": None,
+        "confusion_matrix": None if evaluation.confusion is None else {
+            "labels": list(evaluation.confusion.labels), "matrix": evaluation.confusion.matrix.tolist()},
         "feature_importance": [{"feature": i.feature, "importance": i.importance, "std": i.std, "method": i.method}
                                for i in evaluation.importances],
         "feature_importance_rows": evaluation.importance_rows,
@@ -145,10 +126,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "messages": [m.text for m in result.messages],
         "versions": versions(),
     }
-    if classification:
-        matrix = confusion(evaluation.predictions, classes)
-        manifest["confusion_matrix"] = {"labels": list(matrix.labels), "matrix": matrix.matrix.tolist()}
-    return _jsonable(manifest)
+    return jsonable(manifest)
 
 
 def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, data: Prepared | ImageData,
@@ -183,35 +161,17 @@ def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, 
         raise
 
 
-def load_manifest(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"'{run_dir}' is not a saved run (it has no {MANIFEST_FILE}). Pick a run from the Runs page "
-                       "or train a new one.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"The run '{Path(run_dir).name}' has a damaged manifest. Train it again.") from None
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise RunError(f"The run '{Path(run_dir).name}' was saved by another Trainboard version. Train it again.")
-    return manifest
-
-
-def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunSummary]:
-    """Saved runs, newest first; damaged folders are skipped."""
+def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunRecord]:
+    """Saved runs (their manifests, without predictions), newest first; damaged folders are skipped."""
     runs_dir = Path(runs_dir)
     out = []
     for path in runs_dir.iterdir() if runs_dir.is_dir() else []:
         if path.name.startswith(".") or not (path / MANIFEST_FILE).is_file():
             continue
         try:
-            m = load_manifest(path)
+            out.append(read_run(path, predictions=False))
         except RunError:
             continue
-        metric = m.get("main_metric") or MAIN_METRIC.get(m.get("task"), "")
-        out.append(RunSummary(run_id=m["run_id"], path=path, created=m["created"], source=m["data"]["source"],
-                              kind=m["data"]["kind"], task=m["task"], model=m["model"]["name"], metric=metric,
-                              value=(m.get("metrics") or {}).get(metric), cancelled=bool(m.get("cancelled"))))
     return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
 
 
@@ -231,48 +191,17 @@ def resolve_run(run_dir: str | Path, runs_dir: str | Path) -> Path:
     return path
 
 
-def load_model(run_dir: str | Path, runs_dir: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The fitted model of a run and its manifest. The only way to a family's ``load`` (which
+def load_model(run_dir: str | Path, runs_dir: str | Path) -> tuple[Any, RunRecord]:
+    """The fitted model of a run and its record. The only way to a family's ``load`` (which
     unpickles): the folder is checked to be one of the app's own runs first."""
     path = resolve_run(run_dir, runs_dir)
-    manifest = load_manifest(path)
+    run = read_run(path, predictions=False)
     try:
-        model = get_family(manifest["model"]["key"]).load(path)
+        model = get_family(run.model.key).load(path)
     except FileNotFoundError:
         raise RunError(f"The run '{path.name}' has no saved model (it may still be saving, or was damaged).") from None
-    return model, manifest
+    return model, run
 
 
 def delete_run(run_dir: str | Path, runs_dir: str | Path) -> None:
     shutil.rmtree(resolve_run(run_dir, runs_dir))
-
-
-def predictions_for_table(model: Any, manifest: dict[str, Any], frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the run's prediction (and class probabilities) appended as new columns."""
-    from core.errors import DataError
-    from core.evaluation import class_probabilities
-
-    if manifest["data"]["kind"] != "tabular":
-        raise DataError("This run was trained on images: give it images, not a table.")
-    needed = [c["name"] for c in manifest["data"]["columns"] if c["role"] not in ("id", "constant", "empty", "ignore")]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        shown = ", ".join(f"'{c}'" for c in missing[:8]) + (" …" if len(missing) > 8 else "")
-        raise DataError(f"The new data lacks {len(missing)} column(s) the model needs: {shown}. Use a file with "
-                        "the same columns as the training data (the target column may be missing).")
-    if frame.empty:
-        raise DataError("The new data has no rows to predict.")
-    X = frame[needed]
-    out = frame.copy()
-    target = manifest["data"]["target"]
-    label = f"predicted {target}"
-    if manifest["task"] == "regression":
-        out[label] = model.predict(X)
-        return out
-    classes = tuple(manifest["data"]["classes"])
-    proba = class_probabilities(model, X, classes)
-    out[label] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    out["confidence"] = proba.max(axis=1)
-    for i, c in enumerate(classes):
-        out[f"probability of {c}"] = proba[:, i]
-    return out

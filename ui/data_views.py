@@ -14,8 +14,8 @@ import numpy as np
 import streamlit as st
 
 from core.datasets import SAMPLE_DIR, list_table_samples, load_table
-from core.errors import DataError, TrainboardError
-from core.images import load_images_cached
+from core.errors import TrainboardError
+from core.images import load_images_cached, safe_member_name
 from core.schema import guess_target, infer_columns
 from core.types import USER_ROLES, ColumnInfo, ImageData, TableData
 from ui import state
@@ -66,7 +66,7 @@ def switch_to(data: state.LoadedData) -> None:
 def use_upload(fingerprint: str, name: str, load: Callable[[], tuple[Path, TableData | ImageData]]) -> None:
     """Load an upload once per distinct file (``load`` saves it and returns its server path and
     data) and switch to it; a failure is remembered and shown by ``upload_error``."""
-    seen = st.session_state.setdefault("_data_seen", {})
+    seen = st.session_state.setdefault(state.DATA_SEEN, {})
     if fingerprint in seen:
         return
     try:
@@ -79,7 +79,7 @@ def use_upload(fingerprint: str, name: str, load: Callable[[], tuple[Path, Table
 
 
 def upload_error(fingerprint: str) -> None:
-    if error := st.session_state.get("_data_seen", {}).get(fingerprint):
+    if error := st.session_state.get(state.DATA_SEEN, {}).get(fingerprint):
         st.error(error)
 
 
@@ -141,10 +141,5 @@ def zip_folder_upload(files: Sequence[Any]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for item in files:
-            name = str(item.name).replace("\\", "/")
-            parts = [p for p in name.split("/") if p not in ("", ".")]
-            if name.startswith("/") or ".." in parts or ":" in name or "\x00" in name:
-                raise DataError(f"The folder holds an unsafe file name ('{name}'). Upload a plain folder of "
-                                "class folders, or a zip of one.")
-            archive.writestr("/".join(parts), item.getvalue())
+            archive.writestr(safe_member_name(str(item.name)), item.getvalue())
     return buffer.getvalue()

@@ -15,8 +15,6 @@ from core.progress import summarise
 from ui import state
 from ui.widgets import device_badge
 
-X_TITLES = {"hgb": "boosting round", "forest": "trees", "linear": "fit"}
-
 
 def polled_job(job_id: str) -> Any | None:
     """Inside a polling fragment: the job while it is queued or running (a queued job's place is
@@ -27,7 +25,7 @@ def polled_job(job_id: str) -> Any | None:
         st.warning("This job is no longer known to the server (it may have restarted).")
         return None
     if job.done:
-        seen = st.session_state.setdefault("_jobs_seen_done", set())
+        seen = st.session_state.setdefault(state.JOBS_SEEN_DONE, set())
         if job_id not in seen:
             seen.add(job_id)
             st.rerun(scope="app")
@@ -70,9 +68,8 @@ def _running(manager, job) -> None:
             manager.cancel(job.job_id)
             st.toast("Stopping after the current step; the best model so far will be saved.")
     st.progress(progress.fraction, text=f"{job.elapsed:.0f} s")
-    model = progress.plan.model if progress.plan else ""
     if progress.epochs:
-        st.plotly_chart(plots.loss_curve(progress.epochs, x_title=X_TITLES.get(model, "epoch")),
+        st.plotly_chart(plots.loss_curve(progress.epochs, x_title=progress.curve_unit),
                         key=f"live-{job.job_id}")
         st.caption("Both lines should fall. When the validation line turns up while the training line keeps "
                    "falling, the model has started memorising the training rows (overfitting): training stops "

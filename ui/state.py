@@ -1,12 +1,16 @@
-"""Session state: the few keys every page shares, and the server-wide job manager.
+"""Session state: every key the pages keep in ``st.session_state``, and the server-wide job manager.
 
-Keys (``st.session_state``):
+Shared by several pages:
 
-* ``dataset`` — ``LoadedData``: the data the user picked (name, server-side path, loaded data).
-* ``target`` — the chosen target column (tables).
-* ``roles`` — ``{column: role}`` the user changed by hand on the Data page.
-* ``job_id`` — this session's latest training job (its state lives in the job manager).
-* ``run_dir`` — the run opened on Evaluate / Predict.
+* ``DATASET`` — ``LoadedData``: the data the user picked (name, server-side path, loaded data).
+* ``TARGET`` — the chosen target column (tables).
+* ``ROLES`` — ``{column: role}`` the user changed by hand on the Data page.
+* ``JOB`` — this session's latest training job (its state lives in the job manager).
+* ``RUN`` — the run opened on Evaluate / Predict.
+
+The rest belong to one page or helper each; they are declared below so no two pieces of code
+pick the same name for different things. Widget keys (``st.*(key=...)``) are listed too: a
+widget's value lives in the session state under its key.
 """
 
 from __future__ import annotations
@@ -27,6 +31,19 @@ from core.runs import DEFAULT_RUNS_DIR
 from core.types import ImageData, TableData
 
 DATASET, TARGET, ROLES, JOB, RUN = "dataset", "target", "roles", "job_id", "run_dir"
+PREPARED = "_prepared"  # (data, target, roles) → the prepared table, computed once
+DATA_SEEN = "_data_seen"  # upload fingerprint → None (loaded) or the error it gave
+JOBS_SEEN_DONE = "_jobs_seen_done"  # jobs whose end already reran the page
+COMPARE_JOB = "compare_job_id"  # the Train page's model comparison
+PREDICT_JOB = "predict_job_id"  # {run and upload: prediction job}
+RUNS_TO_DELETE, RUNS_DELETE_ERROR = "_runs_to_delete", "_runs_delete_error"
+# Widgets
+DATA_TABLE_UPLOAD, DATA_ZIP_UPLOAD, DATA_FOLDER_UPLOAD = "data_table_upload", "data_zip_upload", "data_folder_upload"
+DATA_TARGET = "data_target"
+EVALUATE_RUN, EVALUATE_NORMALISED, EVALUATE_SALIENCY = "evaluate_run", "evaluate_normalised", "evaluate_saliency"
+PREDICT_RUN, PREDICT_ZIP, PREDICT_FOLDER, PREDICT_TABLE = "predict_run", "predict_zip", "predict_folder", "predict_table"
+RUNS_PICKED = "runs_picked"
+COMPARE_BUDGET = "compare_budget"
 
 
 @dataclass
@@ -130,8 +147,8 @@ def prepared() -> Any:
     target = st.session_state.get(TARGET)
     roles = dict(st.session_state.get(ROLES) or {})
     key = (data.fingerprint or data.path, target, tuple(sorted(roles.items())))
-    memo = st.session_state.get("_prepared")
+    memo = st.session_state.get(PREPARED)
     if memo is None or memo[0] != key:
         memo = (key, prepare_data(data.data, target, roles))
-        st.session_state["_prepared"] = memo
+        st.session_state[PREPARED] = memo
     return memo[1]

@@ -12,11 +12,12 @@ import pandas as pd
 import streamlit as st
 
 from core import planner
-from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES, Report, report_from_run
+from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES
 from core.image_eval import GALLERY_FILE
 from core.progress import summarise
-from core.runs import MANIFEST_FILE, RunSummary, list_runs
-from ui import state
+from core.run_record import MANIFEST_FILE, Report, RunRecord, report_from_run
+from core.runs import list_runs
+from ui import pages, state
 from ui.live import polled_job
 
 TASK_WORDS = {
@@ -65,15 +66,15 @@ def metric_name(key: str) -> str:
 # ---------------------------------------------------------------- runs
 
 
-def run_label(run: RunSummary) -> str:
+def run_label(run: RunRecord) -> str:
     """``2026-11-22 10:15 · churn.csv · HistGradientBoostingClassifier · ROC AUC 0.864``."""
     when = run.created.replace("T", " ")[:16]
-    score = f"{metric_name(run.metric)} {metric_text(run.value)}" if run.metric else ""
+    score = f"{metric_name(run.main_metric)} {metric_text(run.value)}"
     stopped = " · stopped" if run.cancelled else ""
-    return f"{when} · {run.source} · {run.model} · {score}{stopped}"
+    return f"{when} · {run.data.source} · {run.model.name} · {score}{stopped}"
 
 
-def pick_run(key: str, label: str = "Run") -> RunSummary | None:
+def pick_run(key: str, label: str = "Run") -> RunRecord | None:
     """A selectbox of this server's runs, newest first, defaulting to the session's opened run.
 
     With no runs it says so, links to Train and returns None. The choice is stored as the
@@ -82,7 +83,7 @@ def pick_run(key: str, label: str = "Run") -> RunSummary | None:
     runs = list_runs(state.runs_dir())
     if not runs:
         st.info("No trained runs yet. Load data, then train a model: its results will appear here.")
-        st.page_link("app_pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+        pages.link(pages.TRAIN, "Go to the Train page")
         return None
     by_path = {str(r.path): r for r in runs}
     opened = st.session_state.get(state.RUN)
@@ -115,14 +116,14 @@ def side_legend(fig: Any, most_on_top: int = 3) -> Any:
     return fig
 
 
-def minority_share(report: Report) -> float:
+def minority_share(run: RunRecord) -> float:
     """The rarest class's share of the validation rows (1.0 for regression)."""
-    return planner.minority_share(report.predictions["true"], report.classes)
+    return planner.minority_share(run.predictions["true"], run.classes)
 
 
-def is_imbalanced(report: Report) -> bool:
+def is_imbalanced(run: RunRecord) -> bool:
     """The planner's imbalance rule, applied to the validation rows."""
-    return report.task != "regression" and planner.is_imbalanced(report.predictions["true"], report.classes)
+    return run.classification and planner.is_imbalanced(run.predictions["true"], run.classes)
 
 
 def job_progress(job_id: str, words: str) -> None:

@@ -7,7 +7,7 @@ import threading
 import streamlit as st
 
 from core.types import DeviceInfo
-from ui import state
+from ui import pages, state
 
 BADGE_COLOURS = {"cuda": "green", "mps": "violet", "cpu": "gray"}
 
@@ -21,7 +21,7 @@ def need_data(what: str = "train a model") -> bool:
     if state.loaded() is not None:
         return True
     st.info(f"No data loaded yet. Upload a file or pick a bundled sample on the Data page to {what}.")
-    st.page_link("app_pages/data.py", label="Go to the Data page", icon=":material/upload_file:")
+    pages.link(pages.DATA, "Go to the Data page")
     return False
 
 
@@ -59,7 +59,7 @@ def _live_status() -> None:
              "failed": "failed", "cancelled": "stopped"}
     st.markdown(f"**Job:** {words.get(job.state, job.state)}")
     if job.state in ("queued", "running"):
-        st.page_link("app_pages/train.py", label="Watch it train", icon=":material/monitoring:")
+        pages.link(pages.TRAIN, "Watch it train", icon=":material/monitoring:")
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,21 +1,18 @@
-"""core.evaluation and core.runs: metrics, curves, manifest contract, rebuild without retraining."""
+"""core.evaluation, core.runs and core.run_record: metrics, curves, the manifest contract, the typed
+record, rebuilding without retraining."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.evaluation import (
-    class_probabilities,
-    classification_metrics,
-    compare_to_baseline,
-    report_from_run,
-    worst_errors,
-)
+from core.evaluation import class_probabilities, classification_metrics, verdict, worst_errors
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
-from core.runs import list_runs, load_manifest, load_model, resolve_run
+from core.run_record import load_manifest, read_run, report_from_run
+from core.runs import list_runs, load_model, resolve_run
 from tests.core.helpers import churn_like, regression_table
 
 MANIFEST_KEYS = {"schema_version", "run_id", "created", "data", "task", "model", "device", "split", "metrics",
@@ -54,24 +51,60 @@ def test_manifest_has_every_contract_key(churn_run):
 def test_report_rebuilds_from_the_folder_alone(churn_run):
     run_dir, _ = churn_run
     report = report_from_run(run_dir)
+    run = report.run
     manifest = load_manifest(run_dir)
-    assert report.confusion.matrix.tolist() == manifest["confusion_matrix"]["matrix"]
+    assert run.confusion.matrix.tolist() == manifest["confusion_matrix"]["matrix"]
     assert len(report.pr_curves) == 1 and report.pr_curves[0].label == "yes"
     assert report.roc_curves[0].area == pytest.approx(manifest["metrics"]["roc_auc"], abs=1e-9)
-    assert report.importances[0].importance >= report.importances[-1].importance
-    assert "baseline" in compare_to_baseline(report) or "guessing" in compare_to_baseline(report)
-    assert not report.worst.empty and (report.worst["true"] != report.worst["predicted"]).all()
-    assert any(c.startswith("input: ") for c in report.worst.columns)
+    assert run.importances[0].importance >= run.importances[-1].importance
+    judged = verdict(run.main_metric, run.metrics, run.baseline_metrics, run.dummy_metrics)
+    assert "baseline" in judged.text or "guessing" in judged.text
+    assert not run.worst.empty and (run.worst["true"] != run.worst["predicted"]).all()
+    assert any(c.startswith("input: ") for c in run.worst.columns)
+
+
+def test_the_record_reads_every_section_typed(churn_run):
+    run_dir, _ = churn_run
+    manifest, run = load_manifest(run_dir), read_run(run_dir)
+    assert (run.run_id, run.task, run.classes) == (manifest["run_id"], "binary", ("no", "yes"))
+    assert run.model.key == "hgb" and run.model.curve_unit == "boosting round" and run.model.reasons
+    assert run.split.n_train + run.split.n_valid == run.data.n_rows == 400
+    assert "customer_id" not in run.data.feature_columns and "tenure" in run.data.feature_columns
+    assert run.value == manifest["metrics"]["roc_auc"] and run.baseline_key == "linear"
+    assert run.device.badge.startswith("CPU")
+    assert len(run.predictions) == run.split.n_valid
+    listed = read_run(run_dir, predictions=False)
+    assert listed.predictions is None and listed.metrics == run.metrics
+
+
+def test_the_confusion_matrix_is_read_from_the_run_not_recomputed(churn_run, tmp_path):
+    """Computed once after training and saved: the record shows the saved one."""
+    import shutil
+
+    copy = tmp_path / "runs" / Path(churn_run[0]).name
+    shutil.copytree(churn_run[0], copy)
+    manifest = load_manifest(copy)
+    manifest["confusion_matrix"]["matrix"] = [[1, 2], [3, 4]]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert read_run(copy).confusion.matrix.tolist() == [[1, 2], [3, 4]]
+
+
+def test_the_verdict_says_better_only_when_the_model_wins():
+    assert verdict("r2", {"r2": 0.8}, {"r2": 0.5}, {"r2": 0.0}).better
+    worse = verdict("r2", {"r2": 0.5}, {"r2": 0.8}, {"r2": 0.0})
+    assert not worse.better and "is worse than" in worse.text
+    assert not verdict("r2", {"r2": 0.5}, {"r2": 0.502}, {"r2": 0.0}).better  # a tie is no win
+    assert verdict("r2", {"r2": 0.5}, {}, {"r2": 0.0}).better  # no baseline: judged against guessing
 
 
 def test_model_round_trip_predicts_the_same(churn_run):
     run_dir, runs = churn_run
-    model, manifest = load_model(run_dir, runs)
+    model, run = load_model(run_dir, runs)
     frame = churn_like(n=400)
-    report = report_from_run(run_dir)
-    rows = report.predictions["row"].to_numpy() - 1
-    proba = class_probabilities(model, frame.iloc[rows], tuple(manifest["data"]["classes"]))
-    assert np.allclose(proba[:, 1], report.predictions["proba: yes"].to_numpy())
+    predictions = read_run(run_dir).predictions
+    rows = predictions["row"].to_numpy() - 1
+    proba = class_probabilities(model, frame.iloc[rows], run.classes)
+    assert np.allclose(proba[:, 1], predictions["proba: yes"].to_numpy())
 
 
 def test_models_load_only_from_the_runs_folder(churn_run, tmp_path):
@@ -92,7 +125,7 @@ def test_regression_run(tmp_path):
     assert manifest["metrics"]["r2"] > 0.8
     assert manifest["metrics"]["r2"] > manifest["baseline"]["dummy_metrics"]["r2"]
     report = report_from_run(run_dir)
-    assert "residual" in report.predictions and report.confusion is None and not report.pr_curves
+    assert "residual" in report.run.predictions and report.run.confusion is None and not report.pr_curves
 
 
 def test_metrics_known_values():
