@@ -143,7 +143,7 @@ def fit_child(path: str, variant: str, rounds: int) -> dict[str, Any]:
 
 def thread_child(path: str, rounds: int) -> dict[str, Any]:
     """Child task: the plain fit on the main thread, then the same fit on a second thread of the
-    same process (the design Trainboard rejected, DESIGN.md §5)."""
+    same process (the design Trainboard rejected, core/jobs.py's docstring)."""
     import threading
 
     prepared = _prepared(path)
@@ -309,7 +309,7 @@ def _threads(cfg: Config, section: Section) -> None:
                   title=f"For contrast, the thread design ({cfg.job_rows:,} rows, same plain fit)",
                   note="The same `Pipeline.fit` twice in one process: first on the main thread, then on a new "
                        "thread after the first has run OpenMP work — as a Streamlit script thread or a worker "
-                       "thread of the server would. DESIGN.md §5 measured 4× slower (1.71 s → 6.79 s).")
+                       "thread of the server would. core/jobs.py records it measured 4× slower (1.71 s → 6.79 s).")
     table.add("main thread (first OpenMP user)", Spread.of(first).text(), "1")
     table.add("second thread of the same process", Spread.of(second).text(), ratio.text(2))
     section.tables.append(table)

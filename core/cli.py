@@ -1,4 +1,4 @@
-"""``python -m core``: the same functions the pages use, from a terminal (DESIGN.md §7).
+"""``python -m core``: the same functions the pages use, from a terminal (ARCHITECTURE.md, "CLI").
 
 Progress goes to stderr; ``train``'s last stdout line is one JSON object. User errors exit 2
 with one ``error: …`` line and no traceback.

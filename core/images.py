@@ -1,4 +1,4 @@
-"""Image folders and zips → one uint8 array N×C×H×W, decoded once and safely (DESIGN.md §5, §9).
+"""Image folders and zips → one uint8 array N×C×H×W, decoded once and safely (ARCHITECTURE.md, "The flow").
 
 A source is a folder with one sub-folder per class, a zip of one (as a path, bytes or an
 uploaded file), or the browser's folder upload as ``(relative name, bytes)`` pairs. Archives

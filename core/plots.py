@@ -1,4 +1,4 @@
-"""Pure figure builders: result objects in, plotly figures out (DESIGN.md rule 4).
+"""Pure figure builders: result objects in, plotly figures out (ARCHITECTURE.md, "The flow").
 
 No metric is computed here; ``core.evaluation`` did that. Arrays go to plotly as numpy
 (20× cheaper than lists at 10k points) and long series are thinned to a few thousand points.

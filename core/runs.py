@@ -177,7 +177,7 @@ def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunRecord]:
 
 def resolve_run(run_dir: str | Path, runs_dir: str | Path) -> Path:
     """The run folder, which must lie inside ``runs_dir``: model files are pickles, so only the
-    app's own runs may be loaded (DESIGN rule 7). ``run_dir`` may also be a bare run id."""
+    app's own runs may be loaded (ARCHITECTURE.md, "The run folder"). ``run_dir`` may also be a bare run id."""
     root = Path(runs_dir).resolve()
     path = Path(run_dir)
     if not path.exists() and (root / path).exists():

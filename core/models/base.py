@@ -145,7 +145,7 @@ class ModelFamily(ABC):
 
 
 class StepThrottle:
-    """Emit ``StepEnded`` at most ``per_second`` times a second (DESIGN.md §3)."""
+    """Emit ``StepEnded`` at most ``per_second`` times a second (ARCHITECTURE.md, "Events")."""
 
     def __init__(self, emit: Callback, per_second: float = 10.0) -> None:
         self._emit = emit

@@ -1,4 +1,4 @@
-"""The CLI contract (DESIGN.md §7): last stdout line is JSON; user errors exit 2 with one line."""
+"""The CLI contract (ARCHITECTURE.md, "CLI"): last stdout line is JSON; user errors exit 2 with one line."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""The whole path in a real browser: upload → target → train live → evaluate (DESIGN.md §9).
+"""The whole path in a real browser: upload → target → train live → evaluate (ARCHITECTURE.md, "The flow").
 
 Drives headless Chromium (``/usr/bin/chromium``) with Playwright against ``streamlit run app.py``
 (see conftest.py). Training runs in the app's real worker processes, so these take a minute.

@@ -1,0 +1,109 @@
+"""The Train page and its comparison section through AppTest (jobs inline): the plan the page
+shows is the plan the run was trained with, the validation share is never lost, and the
+comparison's winner is what "Train the winner" trains (that it gets the very settings it was
+scored with is tests/core/test_compare.py's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.run_record import read_run
+from core.runs import list_runs
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def _inline(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRAINBOARD_INLINE_JOBS", "1")
+    monkeypatch.setenv("TRAINBOARD_RUNS", str(tmp_path / "runs"))
+
+
+def train_page(sample: str = "iris.csv") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.button(key=f"sample-{sample}").click().run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def shown_plan(at: AppTest) -> list[str]:
+    plan = next(m.value for m in at.markdown if str(m.value).startswith("- Tabular data"))
+    return [line.removeprefix("- ") for line in plan.splitlines()]
+
+
+def start(at: AppTest) -> AppTest:
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def the_run(tmp_path: Path):
+    (run,) = list_runs(tmp_path / "runs")
+    return read_run(run.path, predictions=False)
+
+
+def test_from_empty_session_it_says_what_to_do():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("app_pages/train.py").run()
+    assert "No data loaded yet" in " ".join(i.value for i in at.info)
+    assert not at.button or all(b.label != "Start training" for b in at.button)
+
+
+def test_what_the_page_showed_is_what_the_run_says(tmp_path):
+    at = train_page()
+    reasons = shown_plan(at)
+    assert at.subheader[0].value == "The plan: Histogram gradient boosting"
+    start(at)
+    assert "Finished." in " ".join(s.value for s in at.success)
+    run = the_run(tmp_path)
+    assert list(run.model.reasons) == reasons
+    assert run.model.key == "hgb" and run.split.valid_fraction == 0.2 and run.split.n_valid == 30
+    assert run.model.params["max_leaf_nodes"] == 4  # the small-table tuning the plan described
+
+
+@pytest.mark.parametrize(("choice", "fraction"), [("auto", 0.1), (0.2, 0.2), (0.3, 0.3)])
+def test_the_validation_share_on_a_large_table_is_never_lost(choice, fraction, tmp_path, monkeypatch):
+    """20% used to be sent as "no choice": on a table of 200,000 rows the planner then used 10%.
+    Here iris counts as large, so "automatic" means 10% and any explicit share must stay."""
+    monkeypatch.setattr("core.planner.LARGE_TABLE", 100)
+    at = train_page()
+    at.select_slider[0].set_value(choice).run()
+    reasons = shown_plan(at)
+    said = f"You chose to hold out {fraction:.0%}" if choice != "auto" else f"{fraction:.0%} of the rows"
+    assert any(r.startswith(said) for r in reasons), reasons
+    start(at)
+    run = the_run(tmp_path)
+    assert run.split.valid_fraction == fraction and run.split.n_valid == round(150 * fraction)
+    assert list(run.model.reasons) == reasons
+
+
+def test_a_chosen_model_is_trained_and_said(tmp_path):
+    at = train_page()
+    at.selectbox[0].select("forest").run()
+    assert at.subheader[0].value == "The plan: Random forest"
+    assert "You chose: Random forest." in shown_plan(at)
+    start(at)
+    assert the_run(tmp_path).model.key == "forest"
+
+
+def test_the_comparison_shows_a_leaderboard_and_trains_its_winner_as_scored(tmp_path):
+    at = train_page()
+    at.number_input(key="compare_budget").set_value(30).run()
+    next(b for b in at.button if b.label == "Compare models").click().run()
+    assert not at.exception, at.exception
+    board = at.dataframe[-1].value
+    assert {"model", "folds done", "seconds per fold", "note"} <= set(board.columns)
+    picked = [m for m in board["model"] if m.endswith("← picked")]
+    assert len(picked) == 1
+    winner = next(b for b in at.button if b.label.startswith("Train the winner: "))
+    label = winner.label.removeprefix("Train the winner: ")
+    assert picked[0] == f"{label} ← picked"
+    winner.click().run()
+    assert not at.exception, at.exception
+    run = the_run(tmp_path)
+    assert run.model.label == label
+    assert any(r == f"You chose: {label}." for r in run.model.reasons)
