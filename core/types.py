@@ -138,8 +138,9 @@ class Plan:
     """What will be trained, and why; made once (on the Train page, or by the job for the CLI) and
     trained exactly as it is.
 
-    ``model`` is a registry key ("linear", "hgb", "forest", "mlp", "cnn"); ``baseline`` the key of
-    the sanity baseline fitted first (None for images, whose baseline is the majority class).
+    ``model`` is a registry key (``core.models.REGISTRY``); ``baseline`` the key of the sanity
+    baseline fitted first (None when there is none, as for images: their yardstick is the
+    majority class).
     ``params`` are the model's settings as its family tuned them for the data, with the user's own
     on top; ``baseline_params`` the baseline's. ``n_rows`` is the number of rows (or images) it was
     made for, so a job can tell when its data is not what was planned.
@@ -149,7 +150,7 @@ class Plan:
     task: Task
     reasons: tuple[str, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
-    baseline: str | None = "linear"
+    baseline: str | None = None
     baseline_params: Mapping[str, Any] = field(default_factory=dict)
     valid_fraction: float = 0.2
     seed: int = 0
