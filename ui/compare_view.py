@@ -33,7 +33,7 @@ def _table(rows: list[dict]) -> pd.DataFrame:
 
 def compare_section(prepared: Prepared, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
     """Start a comparison, watch it, and offer to train the winner."""
-    names = [get_family(key).label for key in comparison_candidates("tabular")]
+    names = [_lower_first(get_family(key).label) for key in comparison_candidates("tabular")]
     st.caption("Not sure the automatic choice is right? Score every candidate on the same cross-validation "
                f"folds — {', '.join(names[:-1])} and {names[-1]} — simplest first, within a time budget.")
     manager = state.job_manager()
@@ -55,6 +55,11 @@ def compare_section(prepared: Prepared, spec_base: dict[str, Any], seed: int, bu
         st.error(job.error)
     elif job.run_dir:
         _result(job.run_dir, prepared, spec_base, seed, busy)
+
+
+def _lower_first(label: str) -> str:
+    """A label inside a sentence: "Linear model" → "linear model" (acronyms such as MLP stay)."""
+    return label[:1].lower() + label[1:]
 
 
 def _live(job_id: str) -> None:
