@@ -6,7 +6,7 @@ import time
 import pytest
 
 from core.events import EpochEnded, Message, RunFinished, RunStarted
-from core.jobs import InlineJobs, JobManager
+from core.jobs import JobManager, ProcessBackend, make_job_manager
 from core.pipeline import JobSpec
 from core.planner import Overrides
 from tests.core.helpers import churn_like
@@ -49,7 +49,7 @@ def wait_for(predicate, timeout=30.0):
 
 @pytest.fixture(scope="module")
 def manager():
-    m = JobManager(workers=1, grace_s=1.0, preload=False)
+    m = JobManager(ProcessBackend(workers=1, preload=False), grace_s=1.0)
     yield m
     m.shutdown()
 
@@ -90,13 +90,13 @@ def test_graceful_stop_and_log_is_append_only(manager):
 
 
 def test_hard_kill_after_grace_and_respawn(manager):
-    before = manager.worker_pids()
+    before = manager.backend.pids()
     job_id = manager.submit(stubborn, kind="call")
     assert wait_for(lambda: len(manager.get(job_id).events) >= 1)
     manager.cancel(job_id)
     job = manager.wait(job_id, timeout=15)
     assert job.state == "cancelled" and "force" in job.error
-    assert manager.worker_pids() != before
+    assert manager.backend.pids() != before
     after = manager.wait(manager.submit(quick, kind="call"), timeout=60)  # the new worker takes work
     assert after.state == "done"
 
@@ -124,7 +124,7 @@ def test_queue_is_fifo_with_positions(manager):
 def test_inline_jobs_same_interface(tmp_path):
     path = tmp_path / "c.csv"
     churn_like(n=200).to_csv(path, index=False)
-    jobs = InlineJobs()
+    jobs = make_job_manager({"TRAINBOARD_INLINE_JOBS": "1"})
     job = jobs.get(jobs.submit(JobSpec(source=str(path), target="churned", runs_dir=str(tmp_path),
                                        overrides=Overrides(model="linear"))))
     assert job.state == "done" and job.run_dir
@@ -133,7 +133,7 @@ def test_inline_jobs_same_interface(tmp_path):
 
 
 def test_jobs_of_an_idle_owner_are_cancelled():
-    manager = JobManager(workers=1, grace_s=1.0, idle_ttl_s=0.5, preload=False)
+    manager = JobManager(ProcessBackend(workers=1, preload=False), grace_s=1.0, idle_ttl_s=0.5)
     try:
         job_id = manager.submit(counting, kind="call", owner="gone")
         job = manager.wait(job_id, timeout=60)
@@ -144,16 +144,16 @@ def test_jobs_of_an_idle_owner_are_cancelled():
 
 
 def test_workers_that_cannot_start_fail_jobs_in_words(monkeypatch):
-    import core.jobs as jobs
+    import core.jobs.process as jobs
 
     monkeypatch.setattr(jobs, "_worker_main", _dies_at_start)
-    manager = JobManager(workers=1, preload=False)
+    manager = JobManager(ProcessBackend(workers=1, preload=False))
     try:
         job = manager.wait(manager.submit(quick, kind="call"), timeout=120)
         assert job.state == "failed" and "cannot start" in job.error
-        assert wait_for(lambda: manager._failed_starts == jobs.MAX_FAILED_STARTS, timeout=120)
+        assert wait_for(lambda: manager.backend._failed_starts == jobs.MAX_FAILED_STARTS, timeout=120)
         time.sleep(1.0)
-        assert manager._failed_starts == jobs.MAX_FAILED_STARTS  # it gave up instead of respawning forever
+        assert manager.backend._failed_starts == jobs.MAX_FAILED_STARTS  # it gave up instead of respawning forever
         late = manager.wait(manager.submit(quick, kind="call"), timeout=10)
         assert late.state == "failed" and "cannot start" in late.error
     finally:
