@@ -111,8 +111,8 @@ def test_cancel_stops_a_running_job_gracefully_and_the_log_only_grows(manager):
 def test_a_job_that_ignores_stop_is_ended_after_the_grace_period(manager):
     job_id = manager.submit(body.stubborn, kind="call")
     assert wait_for(lambda: len(manager.get(job_id).events) >= 1)
-    manager.cancel(job_id)
     asked = time.time()
+    manager.cancel(job_id)
     job = manager.wait(job_id, timeout=15)
     assert time.time() - asked >= GRACE_S
     assert job.state == "cancelled" and "force" in job.error
