@@ -191,8 +191,8 @@ def jobs_child(path: str, rounds: int, repeats: int, runs_dir: str) -> dict[str,
             plain.append(run_child("tables:fit_child", path=path, variant="plain", rounds=rounds).data["fit_s"])
             alone.append(run("session-a")[0])
         together = run("session-a", "session-b")
-        return {"workers": manager.n_workers, "threads": manager.threads, "alone": alone, "plain": plain,
-                "together": together, "server_peak_rss_mb": own_peak_rss_mb()}
+        return {"workers": manager.backend.slots, "threads": manager.backend.threads, "alone": alone,
+                "plain": plain, "together": together, "server_peak_rss_mb": own_peak_rss_mb()}
     finally:
         manager.shutdown()
 

@@ -75,18 +75,11 @@ def runs_dir() -> Path:
 
 @st.cache_resource(show_spinner="Starting the training workers…")
 def job_manager() -> Any:
-    """One job manager per server process. ``TRAINBOARD_INLINE_JOBS=1`` runs jobs in the page's
-    own thread instead (page tests), behind the same interface."""
-    if os.environ.get("TRAINBOARD_INLINE_JOBS") == "1":
-        from core.jobs import InlineJobs
+    """One job manager per server process; ``core.jobs.make_job_manager`` decides where jobs run
+    (``TRAINBOARD_INLINE_JOBS=1``: inside ``submit``, for page tests)."""
+    from core.jobs import make_job_manager
 
-        return InlineJobs()
-    from core.jobs import JobManager
-
-    grace = float(os.environ.get("TRAINBOARD_STOP_GRACE_S", 20))
-    cap = os.environ.get("TRAINBOARD_MAX_JOB_S")
-    idle = float(os.environ.get("TRAINBOARD_IDLE_TTL_S", 1800))
-    return JobManager(grace_s=grace, max_seconds=float(cap) if cap else 3600.0, idle_ttl_s=idle)
+    return make_job_manager()
 
 
 def _release_session(info: SessionInfo) -> None:

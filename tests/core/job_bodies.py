@@ -1,0 +1,43 @@
+"""Job bodies for tests/core/test_jobs.py (``kind="call"``), in their own light module: a
+spawned worker imports the module of each body it runs, so this one imports almost nothing."""
+
+import os
+import time
+
+from core.events import EpochEnded, Message
+
+
+def counting(emit, stop):
+    """A well-behaved trainer: one epoch every 50 ms until stopped (at most 10 s)."""
+    for epoch in range(1, 200):
+        if stop.is_set():
+            emit(Message("info", "stopped"))
+            return
+        emit(EpochEnded(epoch=epoch, train_loss=1.0 / epoch, valid_loss=1.0 / epoch))
+        time.sleep(0.05)
+
+
+def stubborn(emit, stop):
+    """A trainer that never looks at its stop flag and keeps talking (for 30 s)."""
+    for i in range(600):
+        emit(Message("info", f"still going ({i})"))
+        time.sleep(0.05)
+
+
+def raising(emit, stop):
+    """A trainer with a bug."""
+    raise ValueError("broken on purpose")
+
+
+def crashing(emit, stop):
+    emit(Message("info", "about to crash"))
+    os._exit(3)
+
+
+def quick(emit, stop):
+    emit(Message("info", "ran"))
+
+
+def dies_at_start(*args):
+    """Stands in for the worker's main function: the worker dies before it is ready."""
+    os._exit(1)
