@@ -1,4 +1,4 @@
-"""Training jobs: one manager, and backends for where a job runs (DESIGN.md §5).
+"""Training jobs: one manager, and backends for where a job runs (ARCHITECTURE.md, "Job backends").
 
 * ``manager`` — ``JobManager`` and ``Job``: queue, event log, owners, cancel and hard stop, time cap.
 * ``backend`` — the ``Backend`` contract between the manager and where jobs run.

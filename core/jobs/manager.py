@@ -1,4 +1,4 @@
-"""The job manager: what every backend shares (DESIGN.md §5).
+"""The job manager: what every backend shares (ARCHITECTURE.md, "Job backends").
 
 Ids and ``Job`` records; a FIFO queue beyond the backend's slots, with 1-based positions; per
 job an append-only event log that always ends with ``RunFinished``; owners, who say they are
