@@ -151,7 +151,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     spec = JobSpec(source=args.path, name=Path(args.path).name, target=args.target, mode="compare",
                    folds=args.folds, overrides=Overrides(seed=args.seed, time_budget=args.time_budget),
                    runs_dir=args.runs_dir)
-    result = load_comparison(run_job(spec, PrintSink()))
+    result = load_comparison(run_job(spec, PrintSink())).as_dict()
     print(json.dumps({"leaderboard": [{k: e[k] for k in ("model", "metric", "mean", "std", "fit_s", "scores")}
                                       for e in result["leaderboard"] if e["mean"] is not None],
                       "best": result["best"]}))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
+from core.errors import RunError
 from core.evaluation import MAIN_METRIC, class_probabilities, metrics_for
 from core.events import Callback, CandidateSkipped, FoldEnded, Message, NeverStop, StopFlag, ignore
 from core.models import comparison_candidates, get_family
@@ -58,10 +59,19 @@ class Entry:
     def complete(self) -> bool:
         return self.skipped is None and bool(self.fit_s)
 
+    @property
+    def mean_fit_s(self) -> float | None:
+        return float(np.mean(self.fit_s)) if self.fit_s else None
+
     def as_dict(self) -> dict:
         return {"model": self.model, "metric": self.metric, "mean": self.mean, "std": self.std,
-                "fit_s": float(np.mean(self.fit_s)) if self.fit_s else None, "scores": self.scores,
+                "fit_s": self.mean_fit_s, "fold_seconds": list(self.fit_s), "scores": self.scores,
                 "skipped": self.skipped}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Entry:
+        return cls(model=saved["model"], metric=saved["metric"], scores=dict(saved.get("scores") or {}),
+                   fit_s=[float(s) for s in saved.get("fold_seconds") or ()], skipped=saved.get("skipped"))
 
 
 @dataclass
@@ -80,6 +90,11 @@ class Comparison:
     def as_dict(self) -> dict:
         return {"leaderboard": [e.as_dict() for e in self.leaderboard()], "best": self.best,
                 "metric": self.metric, "folds": self.folds, "reasons": list(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Comparison:
+        return cls(metric=saved["metric"], folds=saved["folds"], best=saved.get("best"),
+                   entries=[Entry.from_dict(e) for e in saved["leaderboard"]], reasons=tuple(saved.get("reasons") or ()))
 
 
 def choose_folds(y, task: str, n_folds: int | None, seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
@@ -216,8 +231,13 @@ def save_comparison(runs_dir, comparison: Comparison, source: str) -> Path:
     return path
 
 
-def load_comparison(path) -> dict:
-    return json.loads(Path(path).read_text())
+def load_comparison(path) -> Comparison:
+    """A comparison saved by ``save_comparison`` (JSON)."""
+    try:
+        return Comparison.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunError(f"The comparison '{Path(path).name}' cannot be read any more. Compare the models again.") \
+            from None
 
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.compare import leaderboard_rows, load_comparison
+from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES
 from core.models import comparison_candidates, get_family
 from core.pipeline import JobSpec, make_plan
@@ -79,18 +80,20 @@ def _live(job_id: str) -> None:
 
 
 def _result(path: str, prepared: Prepared, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
-    result = load_comparison(path)
-    rows = [{"model": e["model"], "key": e["model"], "metric": e["metric"], "mean": e["mean"], "std": e["std"],
-             "folds": str(len(next(iter(e["scores"].values()), []))) if e["scores"] else "0",
-             "fit_s": e["fit_s"], "note": e.get("skipped") or ""} for e in result["leaderboard"]]
-    for row in rows:
-        row["model"] = get_family(row["key"]).label + (" ← picked" if row["key"] == result["best"] else "")
+    try:
+        result = load_comparison(path)
+    except TrainboardError as err:
+        st.error(str(err))
+        return
+    rows = [{"model": get_family(e.model).label + (" ← picked" if e.model == result.best else ""), "key": e.model,
+             "metric": e.metric, "mean": e.mean, "std": e.std, "folds": str(len(e.values)), "fit_s": e.mean_fit_s,
+             "note": e.skipped or ""} for e in result.leaderboard()]
     st.dataframe(_table(rows), hide_index=True)
-    st.caption(f"Scores are mean ± standard deviation over {result['folds']}. Each model was scored on rows "
+    st.caption(f"Scores are mean ± standard deviation over {result.folds}. Each model was scored on rows "
                "it never trained on; fit time is per fold.")
-    for reason in result["reasons"]:
+    for reason in result.reasons:
         st.markdown(f"- {reason}")
-    best = result["best"]
+    best = result.best
     if best and st.button(f"Train the winner: {get_family(best).label}", type="primary", disabled=busy,
                           icon=":material/play_arrow:"):
         overrides = Overrides(model=best, seed=seed)

@@ -108,3 +108,13 @@ def test_candidates_are_scored_with_the_settings_training_would_use(model, monke
     trained = plan(data, Overrides(model=model))
     assert fitted_with and all(params == dict(trained.params) for params in fitted_with)
     assert trained.params.get("log_target") is True
+
+
+def test_a_saved_comparison_reads_back_as_the_same_leaderboard(churn, tmp_path):
+    from core.compare import load_comparison, save_comparison
+
+    result = compare(churn, candidates=("dummy", "linear"), n_folds=2, time_budget=300)
+    back = load_comparison(save_comparison(tmp_path, result, "churn.csv"))
+    assert back.best == result.best and back.folds == result.folds and back.reasons == result.reasons
+    assert [(e.model, e.mean, e.std, e.fit_s) for e in back.leaderboard()] == \
+        [(e.model, e.mean, e.std, e.fit_s) for e in result.leaderboard()]
