@@ -6,7 +6,6 @@ Drives headless Chromium (``/usr/bin/chromium``) with Playwright against ``strea
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -87,8 +86,6 @@ def test_changing_a_column_role_in_the_grid(page):
     assert page.get_by_text("Not used: 'petal_width' (ignored by you).").is_visible()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("core.image_eval") is None,
-                    reason="core/image_eval.py (the image-run gallery writer) is not written yet")
 def test_upload_image_zip_train_a_few_epochs_and_evaluate(page):
     page.get_by_role("tab", name="Upload images").click()
     upload(page, "A zip of class folders", SAMPLES / "digits.zip")
