@@ -128,8 +128,8 @@ def test_stop_during_training_keeps_the_best_model_so_far(page):
     expect(page.get_by_test_id("stSidebar").get_by_text("Job: stopped")).to_be_visible(timeout=10_000)
 
     open_evaluate(page)
-    assert page.get_by_test_id("stAlertContentWarning").filter(
-        has_text="You stopped this run before it finished").is_visible()
+    expect(page.get_by_test_id("stAlertContentWarning").filter(
+        has_text="You stopped this run before it finished")).to_be_visible()
     chart_titled(page, "Confusion matrix").wait_for()
 
 
