@@ -3,11 +3,14 @@ with data, and with runs trained beforehand (inline, into a temporary runs folde
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -15,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from core.datasets import SAMPLE_DIR
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
+from core.run_record import load_manifest
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -63,6 +67,34 @@ def app(page: str | None = None) -> AppTest:
 
 def texts(elements) -> str:
     return " | ".join(str(e.value) for e in elements)
+
+
+def figures(at) -> list[dict]:
+    """The plotly figures the page drew, as the JSON the browser receives."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def gallery_traces(at) -> tuple[int, int]:
+    """(pictures, saliency overlays) in the image gallery: the one figure made of image traces."""
+    galleries = [f["data"] for f in figures(at) if any(t["type"] == "image" for t in f["data"])]
+    assert len(galleries) == 1, f"expected one image gallery, found {len(galleries)}"
+    kinds = [t["type"] for t in galleries[0]]
+    return kinds.count("image"), kinds.count("heatmap")
+
+
+def plotly_array(value) -> np.ndarray:
+    """A trace's array from the figure JSON: a plain list, or plotly's base64 typed array."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in str(value.get("shape", len(flat))).split(",")])
+    return np.asarray(value)
+
+
+def confusion_shown(at) -> tuple[str, np.ndarray]:
+    """The title and the cell values of the confusion matrix the page drew."""
+    shown = [f for f in figures(at) if f["layout"].get("title", {}).get("text", "").startswith("Confusion matrix")]
+    assert len(shown) == 1, f"expected one confusion matrix, found {len(shown)}"
+    return shown[0]["layout"]["title"]["text"], plotly_array(shown[0]["data"][0]["z"])
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -187,8 +219,14 @@ def test_evaluate_classification_run(runs, runs_dir):
                    "Loss on the training rows", "shuffled"):
         assert phrase in captions
     assert "linear baseline" in texts(at.success) + texts(at.warning)
+    assert at.toggle(key="evaluate_normalised").value is False  # iris is balanced: counts first
+    title, counts = confusion_shown(at)
+    assert title == "Confusion matrix (counts)" and counts.sum() == load_manifest(runs["iris"])["split"]["n_valid"]
     at.toggle(key="evaluate_normalised").set_value(True).run()
     assert not at.exception
+    title, shares = confusion_shown(at)
+    assert title == "Confusion matrix (share of each true class)"
+    np.testing.assert_allclose(shares, counts / counts.sum(axis=1, keepdims=True))
 
 
 def test_evaluate_regression_run(runs, runs_dir):
@@ -208,9 +246,12 @@ def test_evaluate_image_run_shows_the_confident_mistakes(runs, runs_dir):
     assert "The most confident mistakes" in texts(at.subheader)
     assert "Red marks the pixels" in texts(at.caption)
     assert "Which columns matter" not in texts(at.subheader)  # images have saliency, not importances
-    charts = len(at.get("plotly_chart"))
+    assert at.toggle(key="evaluate_saliency").value is True
+    pictures, overlays = gallery_traces(at)
+    assert pictures > 0 and overlays == pictures  # one red saliency layer over every picture
     at.toggle(key="evaluate_saliency").set_value(False).run()
-    assert not at.exception and len(at.get("plotly_chart")) == charts
+    assert not at.exception
+    assert gallery_traces(at) == (pictures, 0)  # the same pictures, no overlay
 
 
 # ---------------------------------------------------------------- Predict
@@ -226,7 +267,7 @@ def test_predict_on_a_table_without_the_target(runs, runs_dir):
     assert "25 predictions" in texts(at.success)
     shown = at.dataframe[0].value
     assert list(shown.columns[:2]) == ["predicted species", "confidence"]
-    assert set(shown["predicted species"]) <= {"setosa", "versicolor", "virginica"}
+    assert len(shown) == 25 and set(shown["predicted species"]) <= {"setosa", "versicolor", "virginica"}
     assert at.get("download_button")
 
 
@@ -250,7 +291,7 @@ def test_predict_sorts_uploaded_images(runs, runs_dir, tmp_path):
     assert "6 predictions" in texts(at.success)
     shown = at.dataframe[0].value
     assert list(shown.columns[:3]) == ["file", "predicted class", "confidence"]
-    assert set(shown["predicted class"]) <= {"circle", "square", "triangle"}
+    assert len(shown) == 6 and set(shown["predicted class"]) <= {"circle", "square", "triangle"}
 
 
 # ---------------------------------------------------------------- Runs
