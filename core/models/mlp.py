@@ -140,8 +140,8 @@ class _TorchMLPBase(BaseEstimator):
         with seeded(seed, device) as generator:
             module = build_module(self._layer_sizes(), self.dropout).to(device)
             loop = self._loop(module, generator, _tensor(X, device), _tensor(targets, device),
-                              _tensor(X_valid, device), _tensor(valid_targets, device), self._loss(targets, device))
-            loop.run()
+                              _tensor(X_valid, device), _tensor(valid_targets, device),
+                              self._loss(targets, device)).run()
         self.history_ = [{"epoch": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss}
                          for e in loop.history]
         self.n_epochs_, self.best_epoch_ = loop.epochs_run, loop.best_epoch

@@ -106,8 +106,8 @@ class Hook:
 class Loop:
     """One fit: the family's module, optimiser, batches, loss and validation, plus hooks.
 
-    After ``run()``: ``epochs_run``, ``best_epoch`` (set by ``EarlyStop``; 0 when no epoch
-    finished), ``step``, ``history`` (the epochs' events), ``stopped_early`` and ``cancelled``.
+    After ``run()``: ``epochs_run``, ``best_epoch`` (the epoch whose weights ``EarlyStop`` kept;
+    0 when none finished), ``step``, ``history`` (the epochs' events), ``stopped_early``, ``cancelled``.
     """
 
     def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, batches: Batches,
@@ -175,7 +175,7 @@ class Loop:
         return float(running)
 
 
-def kept(best_epoch: int) -> str:
+def _kept(best_epoch: int) -> str:
     """What a stopped fit ends with, for its message."""
     if best_epoch:
         return f"Keeping the weights of epoch {best_epoch}, the best one."
@@ -200,7 +200,7 @@ class EarlyStop(Hook):
             self._best_state = {k: v.detach().clone() for k, v in loop.module.state_dict().items()}
         if self._tracker.exhausted and self.warmup_epochs + self.patience <= event.epoch < loop.max_epochs:
             loop.stop(Message("info", f"Stopped early after epoch {event.epoch}: the validation loss had not "
-                                      f"improved for {self.patience} epochs. {kept(loop.best_epoch)}"))
+                                      f"improved for {self.patience} epochs. {_kept(loop.best_epoch)}"))
 
     def after_fit(self, loop: Loop) -> None:
         if self._best_state is not None:
@@ -217,11 +217,11 @@ class StopOrBudget(Hook):
 
     def before_batch(self, loop: Loop) -> None:
         if self.flag is not None and self.flag.is_set():
-            loop.stop(Message("warning", f"Stopped on request during epoch {loop.epoch}. {kept(loop.best_epoch)}"),
+            loop.stop(Message("warning", f"Stopped on request during epoch {loop.epoch}. {_kept(loop.best_epoch)}"),
                       cancelled=True)
         elif self.time_budget is not None and time.perf_counter() - self.started > self.time_budget:
             loop.stop(Message("info", f"Stopped during epoch {loop.epoch}: the time budget of "
-                                      f"{self.time_budget:g} s was spent. {kept(loop.best_epoch)}"))
+                                      f"{self.time_budget:g} s was spent. {_kept(loop.best_epoch)}"))
 
 
 class StepEvents(Hook):
