@@ -1,16 +1,25 @@
 """Image-run extras for the Evaluate page: the most confidently wrong validation images, with
 Grad-CAM saliency maps showing where the network looked. Stored as plain arrays (``np.savez``,
-no pickles) in ``gallery.npz`` inside the run folder."""
+no pickles) in ``gallery.npz`` inside the run folder.
+
+torch is imported only when saliency is computed: ``ui.views`` imports this module for
+``GALLERY_FILE``, and the app should not load torch to start.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.types import ImageData
+
+if TYPE_CHECKING:
+    import torch
+
+    from core.models.cnn import ConvNet, ImageClassifier
 
 GALLERY_FILE = "gallery.npz"
 GALLERY_SIZE = 16
@@ -19,8 +28,6 @@ GALLERY_SIZE = 16
 def gallery_arrays(data: ImageData, result: Any, evaluation: Any, size: int = GALLERY_SIZE) -> dict[str, np.ndarray]:
     """Arrays for the gallery: images (uint8 N×C×H×W), saliency (float32 N×H×W), true and
     predicted class names, confidence, file names — most confidently wrong first."""
-    from core.models.cnn import saliency
-
     worst = evaluation.worst.head(size)  # wrong predictions, lowest probability for the truth first
     positions = worst.index.to_numpy()  # positions within the validation split
     images = np.asarray(result.X_valid)[positions] if len(positions) else \
@@ -48,3 +55,48 @@ def gallery_writer(data: ImageData, result: Any, evaluation: Any) -> Callable[[P
             np.savez_compressed(handle, **arrays)
 
     return write
+
+
+def saliency(model: ImageClassifier, images: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
+    """Grad-CAM maps (N×H×W float32 in [0, 1]): where the last conv block saw evidence for the class.
+
+    ``targets`` are class indexes to explain; by default each image's predicted class.
+    """
+    import torch
+
+    from core.models.cnn import PREDICT_BATCH
+
+    X = model.check(images)
+    net, size = model.net, model.image_size
+    net.eval()
+    captured: dict[str, torch.Tensor] = {}
+    hook = net.features[-1].register_forward_hook(lambda _m, _i, out: captured.update(act=out))
+    maps = [np.empty((0, size, size), dtype=np.float32)]
+    try:
+        for start in range(0, len(X), PREDICT_BATCH):
+            batch = torch.tensor(X[start:start + PREDICT_BATCH], device=model.device)
+            wanted = None if targets is None else np.asarray(targets)[start:start + PREDICT_BATCH]
+            maps.append(_grad_cam(net, batch, wanted, captured, size))
+    finally:
+        hook.remove()
+    return np.concatenate(maps)
+
+
+def _grad_cam(net: ConvNet, batch: torch.Tensor, targets: np.ndarray | None, captured: dict[str, torch.Tensor],
+              size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    with torch.enable_grad():
+        logits = net(batch)
+        activation = captured["act"]
+        target = (logits.argmax(dim=1) if targets is None
+                  else torch.as_tensor(targets, dtype=torch.int64, device=logits.device))
+        score = logits.gather(1, target[:, None]).sum()
+        (gradient,) = torch.autograd.grad(score, activation)
+    weights = gradient.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * activation).sum(dim=1, keepdim=True)).detach()
+    cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    peak = cam.amax(dim=(1, 2), keepdim=True)
+    cam = torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
+    return cam.clamp(0, 1).cpu().numpy().astype(np.float32)

@@ -5,17 +5,14 @@ uint8 images N×C×H×W and normalises inside (per-channel mean and std of the t
 buffers), so a saved model needs nothing else to predict. Training:
 AdamW with a one-cycle schedule, label smoothing, light shift/scale augmentation on tensors
 (mirroring only when asked: it would confuse digits and letters), early stopping on the
-validation loss with the best weights restored. Saliency maps are Grad-CAM on the last block.
+validation loss with the best weights restored, in ``core.models.torch_loop``'s loop.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import pickle
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +23,8 @@ from torch import nn
 
 from core.errors import DataError, RunError
 from core.events import Message
-from core.models.base import (
-    DataSummary,
-    EarlyStopping,
-    FitContext,
-    Fitted,
-    ModelFamily,
-    StepThrottle,
-    Tuned,
-    epoch_event,
-)
+from core.models.base import DataSummary, FitContext, Fitted, ModelFamily, Tuned
+from core.models.torch_loop import Batches, EarlyStop, Loop, Schedule, StepEvents, StopOrBudget, seeded
 
 DEFAULT_WIDTH = 16  # channels of the first block on the CPU: 3× faster than 32 there, 99% on both samples
 ACCELERATOR_WIDTH = 32  # on CUDA/MPS the wider network costs little
@@ -201,14 +190,15 @@ class CNNFamily(ModelFamily):
     def fit(self, ctx: FitContext) -> Fitted:
         """Train on uint8 images; returns the best epoch's weights (also when stopped)."""
         settings = _settings(ctx)
-        torch.manual_seed(ctx.seed)
-        generator = torch.Generator().manual_seed(ctx.seed)
         device = torch.device(ctx.device.type)
-        model = _build(ctx, settings, device)
-        result = _Trainer(ctx, settings, model.net, generator, device).run()
+        with seeded(ctx.seed, device) as generator:
+            model = _build(ctx, settings, device)
+            loop = _loop(ctx, settings, model.net, generator, device).run()
         name = f"CNN ({len(settings['widths'])} conv blocks, {settings['image_size']} px)"
-        return Fitted(model=model, params={**settings, **result.params}, name=name,
-                      stopped_early=result.stopped_early, cancelled=result.cancelled)
+        ran = {"epochs_run": loop.epochs_run, "best_epoch": loop.best_epoch, "steps": loop.step,
+               "device": device.type}
+        return Fitted(model=model, params={**settings, **ran}, name=name,
+                      stopped_early=loop.stopped_early, cancelled=loop.cancelled)
 
     def save(self, fitted: Fitted, folder: Path) -> list[str]:
         """``model.pt`` (the state dict only) and ``model.json`` (the architecture)."""
@@ -298,127 +288,66 @@ def _settings(ctx: FitContext) -> dict[str, Any]:
 # Training
 
 
-@dataclass(frozen=True)
-class _Result:
-    params: dict[str, Any]  # what happened: epochs run, best epoch, steps, device
-    stopped_early: bool
-    cancelled: bool
+def _loop(ctx: FitContext, settings: dict[str, Any], net: ConvNet, generator: torch.Generator,
+          device: torch.device) -> Loop:
+    """AdamW with a one-cycle schedule stepped per batch, label smoothing, augmentation drawn from
+    the fit's generator; no early stop during the schedule's warm-up."""
+    X, y = _tensor(ctx.X_train, device), _labels(ctx.y_train, device)
+    X_valid, y_valid = _tensor(ctx.X_valid, device), _labels(ctx.y_valid, device)
+    epochs, batches = settings["epochs"], Batches(len(X), settings["batch_size"], device, even=True)
+    criterion = nn.CrossEntropyLoss(weight=_class_weights(ctx, device), label_smoothing=LABEL_SMOOTHING)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=settings["lr"], weight_decay=WEIGHT_DECAY)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"],
+                                                    total_steps=epochs * len(batches), pct_start=WARMUP_SHARE)
+    augment, flip = settings["augment"] != "none", settings["flip"]
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        images = _augment(X[index].float(), generator, flip) if augment else X[index]
+        return criterion(net(images), y[index])
+
+    hooks = [Schedule(one_cycle, per="batch"),
+             EarlyStop(settings["patience"], warmup_epochs=math.ceil(WARMUP_SHARE * epochs)),
+             StopOrBudget(ctx.stop, ctx.time_budget, ctx.started), StepEvents(ctx.emit)]
+    return Loop(net, optimizer, batches, batch_loss, lambda: _evaluate(net, criterion, X_valid, y_valid), epochs,
+                generator=generator, hooks=hooks, emit=ctx.emit)
 
 
-class _Trainer:
-    """One training run: the epoch loop, events, early stopping and stopping on request."""
+def _class_weights(ctx: FitContext, device: torch.device) -> torch.Tensor | None:
+    """Inverse class frequencies when the planner found the classes imbalanced."""
+    if not ctx.imbalanced:
+        return None
+    counts = np.bincount(np.asarray(ctx.y_train), minlength=len(ctx.classes))
+    weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    ctx.emit(Message("info", "Classes are unevenly sized: the loss weighs rare classes more."))
+    return torch.tensor(weights, dtype=torch.float32, device=device)
 
-    def __init__(self, ctx: FitContext, settings: dict[str, Any], net: ConvNet, generator: torch.Generator,
-                 device: torch.device) -> None:
-        self.ctx, self.s, self.net, self.gen, self.device = ctx, settings, net, generator, device
-        self.X = _tensor(ctx.X_train, device)
-        self.y = torch.as_tensor(np.asarray(ctx.y_train), dtype=torch.int64).to(device)
-        self.X_valid = _tensor(ctx.X_valid, device)
-        self.y_valid = torch.as_tensor(np.asarray(ctx.y_valid), dtype=torch.int64).to(device)
-        self.n_batches = max(1, len(self.X) // settings["batch_size"])
-        self.total_steps = settings["epochs"] * self.n_batches
-        self.criterion = nn.CrossEntropyLoss(weight=self._class_weights(), label_smoothing=LABEL_SMOOTHING)
-        self.optimizer = torch.optim.AdamW(net.parameters(), lr=settings["lr"], weight_decay=WEIGHT_DECAY)
-        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=settings["lr"],
-                                                            total_steps=self.total_steps, pct_start=WARMUP_SHARE)
-        self.warmup_epochs = math.ceil(WARMUP_SHARE * settings["epochs"])
-        self.throttle = StepThrottle(ctx.emit)
-        self.early = EarlyStopping(settings["patience"])
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.step = 0
 
-    def _class_weights(self) -> torch.Tensor | None:
-        """Inverse class frequencies when the planner found the classes imbalanced."""
-        if not self.ctx.imbalanced:
-            return None
-        counts = np.bincount(np.asarray(self.ctx.y_train), minlength=len(self.ctx.classes))
-        weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
-        self.ctx.emit(Message("info", "Classes are unevenly sized: the loss weighs rare classes more."))
-        return torch.tensor(weights, dtype=torch.float32, device=self.device)
-
-    def run(self) -> _Result:
-        started = time.perf_counter()
-        epochs, stopped_early, interrupted, epoch_done = self.s["epochs"], False, False, 0
-        for epoch in range(1, epochs + 1):
-            train_loss = self._train_epoch(epoch)
-            if train_loss is None:
-                interrupted = True
-                break
-            valid_loss, accuracy = self._evaluate()
-            epoch_done = epoch
-            self.ctx.emit(epoch_event(epoch, train_loss, valid_loss, started, {"accuracy": accuracy}, epochs))
-            if self.early.improved(epoch, valid_loss if np.isfinite(valid_loss) else train_loss):
-                self.best_state = copy.deepcopy(self.net.state_dict())
-            if self.early.exhausted and self.warmup_epochs + self.s["patience"] <= epoch < epochs:
-                stopped_early = True
-                self.ctx.emit(Message("info", f"Stopped early after epoch {epoch}: the validation loss had not "
-                                              f"improved for {self.s['patience']} epochs. Keeping the weights "
-                                              f"from epoch {self.early.best_epoch}."))
-                break
-        cancelled = interrupted and self.ctx.stop.is_set()
-        if interrupted:
-            stopped_early = not cancelled  # otherwise the time budget ran out
-            self._say_stopped(epoch_done + 1, cancelled)
-        if self.best_state is not None:
-            self.net.load_state_dict(self.best_state)
-        self.optimizer.zero_grad(set_to_none=True)  # the fitted model carries no gradients
-        self.net.eval()
-        params = {"epochs_run": epoch_done, "best_epoch": self.early.best_epoch, "steps": self.step,
-                  "device": self.device.type}
-        return _Result(params, stopped_early, cancelled)
-
-    def _train_epoch(self, epoch: int) -> float | None:
-        """Mean training loss of the epoch, or None when asked to stop before it ended."""
-        self.net.train()
-        order = torch.randperm(len(self.X), generator=self.gen)
-        total, seen = 0.0, 0
-        for batch in torch.tensor_split(order, self.n_batches):
-            if self.ctx.should_stop():
-                return None
-            index = batch.to(self.device)
-            images = self.X[index]
-            if self.s["augment"] != "none":
-                images = _augment(images.float(), self.gen, self.s["flip"])
-            loss = self.criterion(self.net(images), self.y[index])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.schedule.step()
-            self.step += 1
-            value = float(loss.item())
-            total, seen = total + value * len(batch), seen + len(batch)
-            self.throttle.step(self.step, epoch, value, self.total_steps)
-        return total / max(seen, 1)
-
-    def _evaluate(self) -> tuple[float, float]:
-        """Validation loss (same criterion as training, for comparable curves) and accuracy."""
-        self.net.eval()
-        n = len(self.X_valid)
-        if n == 0:
-            return float("nan"), float("nan")
-        loss, correct = 0.0, 0
-        with torch.inference_mode():
-            for start in range(0, n, PREDICT_BATCH):
-                logits = self.net(self.X_valid[start:start + PREDICT_BATCH])
-                target = self.y_valid[start:start + PREDICT_BATCH]
-                loss += float(self.criterion(logits, target)) * len(target)
-                correct += int((logits.argmax(dim=1) == target).sum())
-        return loss / n, correct / n
-
-    def _say_stopped(self, epoch: int, cancelled: bool) -> None:
-        keep = (f"keeping the weights from epoch {self.early.best_epoch}, the best so far" if self.best_state
-                else "no epoch had finished, so the model is only partly trained")
-        if cancelled:
-            self.ctx.emit(Message("warning", f"Stopped on request during epoch {epoch}; {keep}."))
-        else:
-            budget = self.ctx.time_budget or 0.0
-            self.ctx.emit(Message("info", f"The time budget of {budget:g} s ran out during epoch {epoch}; {keep}."))
+def _evaluate(net: ConvNet, criterion: nn.Module, X_valid: torch.Tensor, y_valid: torch.Tensor
+              ) -> tuple[float, dict[str, float]]:
+    """Validation loss (same criterion as training, for comparable curves) and accuracy; NaN for both
+    without a validation set."""
+    net.eval()
+    n = len(X_valid)
+    if n == 0:
+        return float("nan"), {"accuracy": float("nan")}
+    loss, correct = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, n, PREDICT_BATCH):
+            logits = net(X_valid[start:start + PREDICT_BATCH])
+            target = y_valid[start:start + PREDICT_BATCH]
+            loss += float(criterion(logits, target)) * len(target)
+            correct += int((logits.argmax(dim=1) == target).sum())
+    return loss / n, {"accuracy": correct / n}
 
 
 def _tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
     """Images as a uint8 tensor on ``device``, without a copy on the CPU when the array allows it."""
     X = np.ascontiguousarray(X, dtype=np.uint8)
     return (torch.from_numpy(X) if X.flags.writeable else torch.tensor(X)).to(device)
+
+
+def _labels(y: Any, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(y), dtype=torch.int64).to(device)
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.Tensor:
@@ -433,45 +362,3 @@ def _augment(images: torch.Tensor, generator: torch.Generator, flip: bool) -> to
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-# --------------------------------------------------------------------------------------------
-# Saliency
-
-
-def saliency(model: ImageClassifier, images: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
-    """Grad-CAM maps (N×H×W float32 in [0, 1]): where the last conv block saw evidence for the class.
-
-    ``targets`` are class indexes to explain; by default each image's predicted class.
-    """
-    X = model.check(images)
-    net, size = model.net, model.image_size
-    net.eval()
-    captured: dict[str, torch.Tensor] = {}
-    hook = net.features[-1].register_forward_hook(lambda _m, _i, out: captured.update(act=out))
-    maps = [np.empty((0, size, size), dtype=np.float32)]
-    try:
-        for start in range(0, len(X), PREDICT_BATCH):
-            batch = torch.tensor(X[start:start + PREDICT_BATCH], device=model.device)
-            wanted = None if targets is None else np.asarray(targets)[start:start + PREDICT_BATCH]
-            maps.append(_grad_cam(net, batch, wanted, captured, size))
-    finally:
-        hook.remove()
-    return np.concatenate(maps)
-
-
-def _grad_cam(net: ConvNet, batch: torch.Tensor, targets: np.ndarray | None, captured: dict[str, torch.Tensor],
-              size: int) -> np.ndarray:
-    with torch.enable_grad():
-        logits = net(batch)
-        activation = captured["act"]
-        target = (logits.argmax(dim=1) if targets is None
-                  else torch.as_tensor(targets, dtype=torch.int64, device=logits.device))
-        score = logits.gather(1, target[:, None]).sum()
-        (gradient,) = torch.autograd.grad(score, activation)
-    weights = gradient.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * activation).sum(dim=1, keepdim=True)).detach()
-    cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
-    peak = cam.amax(dim=(1, 2), keepdim=True)
-    cam = torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
-    return cam.clamp(0, 1).cpu().numpy().astype(np.float32)

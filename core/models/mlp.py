@@ -1,10 +1,10 @@
 """PyTorch MLP for tables: scikit-learn compatible estimators, their save/load, and the "mlp" family.
 
 The estimators take the dense float matrix that ``core.features.dense_preprocessor`` makes and
-train a plain multi-layer perceptron with AdamW, a plateau learning-rate schedule and early
-stopping on the validation loss (best weights restored). The whole training set lives as one
-float32 tensor on the device; batches are index slices of a seeded permutation, and the loss is
-read back from the device only when an event needs it, so the loop runs as fast as a hand-written one.
+train a plain multi-layer perceptron in ``core.models.torch_loop``'s loop: AdamW, a plateau
+learning-rate schedule, early stopping on the validation loss (best weights restored). The whole
+training set lives as one float32 tensor on the device and batches are index slices of a seeded
+permutation, so the loop runs as fast as a hand-written one.
 """
 
 from __future__ import annotations
@@ -29,17 +29,10 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from torch import nn
 
 from core.errors import PlanError, RunError
-from core.events import Callback, Message, StopFlag
+from core.events import Callback, StopFlag, ignore
 from core.features import dense_preprocessor
-from core.models.base import (
-    DataSummary,
-    EarlyStopping,
-    FitContext,
-    Fitted,
-    ModelFamily,
-    StepThrottle,
-    epoch_event,
-)
+from core.models.base import DataSummary, FitContext, Fitted, ModelFamily
+from core.models.torch_loop import Batches, EarlyStop, Loop, Schedule, StepEvents, StopOrBudget, seeded
 
 #: Rows per forward pass when predicting or scoring the validation split (bounds memory).
 PREDICT_CHUNK = 65_536
@@ -87,25 +80,6 @@ def _outputs(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
     """The module's raw outputs for every row of ``X``, in eval mode, chunk by chunk."""
     module.eval()
     return torch.cat([module(X[i:i + PREDICT_CHUNK]) for i in range(0, len(X), PREDICT_CHUNK)])
-
-
-def _rng_fork(device: torch.device):
-    """Fork torch's global RNG (init and dropout draw from it) so a seeded fit leaves it untouched."""
-    return torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else [])
-
-
-class _RunningLoss:
-    """The epoch's mean training loss so far; it is read from the device only when ``float()``
-    is called, which ``StepThrottle`` does only when a ``StepEnded`` is due."""
-
-    __slots__ = ("total", "count")
-
-    def __init__(self, device: torch.device) -> None:
-        self.total = torch.zeros((), device=device)
-        self.count = 0
-
-    def __float__(self) -> float:
-        return self.total.item() / max(self.count, 1)
 
 
 class _TorchMLPBase(BaseEstimator):
@@ -165,14 +139,37 @@ class _TorchMLPBase(BaseEstimator):
         X, targets, X_valid, valid_targets = self._validation_split(X, targets, X_val, y_val, seed)
         self.batch_size_ = auto_batch_size(len(X)) if self.batch_size == "auto" else int(self.batch_size)
         device = torch.device(self.device)
-        with _rng_fork(device):
-            torch.manual_seed(seed)
+        with seeded(seed, device) as generator:
             module = build_module(self._layer_sizes(), self.dropout).to(device)
-            loop = _Loop(self, module, device, seed)
-            loop.run(_tensor(X, device), _tensor(targets, device),
-                     _tensor(X_valid, device), _tensor(valid_targets, device), self._loss(targets, device))
-        self.module_ = module.eval()
+            loop = self._loop(module, generator, _tensor(X, device), _tensor(targets, device),
+                              _tensor(X_valid, device), _tensor(valid_targets, device),
+                              self._loss(targets, device)).run()
+        self.history_ = [{"epoch": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss}
+                         for e in loop.history]
+        self.n_epochs_, self.best_epoch_ = loop.epochs_run, loop.best_epoch
+        self.stopped_early_, self.cancelled_ = loop.stopped_early, loop.cancelled
+        self.module_ = module  # in eval mode, as the loop leaves it
         return self
+
+    def _loop(self, module: nn.Module, generator: torch.Generator, X, y, X_valid, y_valid, loss_fn) -> Loop:
+        """AdamW with a plateau schedule, early stopping, the stop flag and time budget, step events."""
+        optimizer = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, self.patience // 3))
+        hooks = [Schedule(plateau, per="epoch"), EarlyStop(self.patience), StopOrBudget(self.stop, self.time_budget)]
+        if self.callback is not None:
+            hooks.append(StepEvents(self.callback))
+
+        def batch_loss(index: torch.Tensor) -> torch.Tensor:
+            return loss_fn(module(X[index]), y[index])
+
+        @torch.inference_mode()
+        def validate() -> tuple[float, dict[str, float]]:
+            outputs = _outputs(module, X_valid)
+            valid_loss = float(loss_fn(outputs, y_valid))
+            return valid_loss, self._metrics(outputs, y_valid, valid_loss)
+
+        return Loop(module, optimizer, Batches(len(X), self.batch_size_, X.device), batch_loss, validate,
+                    self.max_epochs, generator=generator, hooks=hooks, emit=self.callback or ignore)
 
     def _seed(self) -> int:
         if isinstance(self.random_state, (int, np.integer)):
@@ -216,98 +213,6 @@ class _TorchMLPBase(BaseEstimator):
 
 def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).to(device)
-
-
-class _Loop:
-    """One fit's training loop: epochs of shuffled batches, validation, events, early stopping."""
-
-    def __init__(self, est: _TorchMLPBase, module: nn.Module, device: torch.device, seed: int) -> None:
-        self.est = est
-        self.module = module
-        self.device = device
-        self.generator = torch.Generator().manual_seed(seed)
-        self.optimizer = torch.optim.AdamW(module.parameters(), lr=est.lr, weight_decay=est.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, factor=0.5, patience=max(1, est.patience // 3))
-        self.throttle = StepThrottle(est.callback) if est.callback is not None else None
-        self.started = time.perf_counter()
-        self.step = 0
-
-    def run(self, X, y, X_valid, y_valid, loss_fn) -> None:
-        """Train until max_epochs, patience, the time budget or the stop flag; keep the best weights."""
-        est = self.est
-        n_batches = math.ceil(len(X) / est.batch_size_)
-        total_steps = est.max_epochs * n_batches
-        stopper = EarlyStopping(est.patience)
-        best_state = None
-        est.history_, est.n_epochs_, est.best_epoch_ = [], 0, 0
-        est.stopped_early_ = est.cancelled_ = False
-        for epoch in range(1, est.max_epochs + 1):
-            train_loss = self._train_epoch(X, y, loss_fn, epoch, total_steps)
-            if train_loss is None:
-                break
-            valid_loss, metrics = self._validate(X_valid, y_valid, loss_fn)
-            est.n_epochs_ = epoch
-            est.history_.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss})
-            self._emit(epoch_event(epoch, train_loss, valid_loss, self.started, metrics, est.max_epochs))
-            self.scheduler.step(valid_loss)
-            if stopper.improved(epoch, valid_loss):
-                est.best_epoch_ = epoch
-                best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            if stopper.exhausted and epoch < est.max_epochs:
-                est.stopped_early_ = True
-                self._emit(Message("info", f"Stopped early after epoch {epoch}: the validation loss had not "
-                                           f"improved for {est.patience} epochs. Keeping the weights of "
-                                           f"epoch {est.best_epoch_}."))
-                break
-        if best_state is not None:
-            self.module.load_state_dict(best_state)
-
-    def _train_epoch(self, X, y, loss_fn, epoch: int, total_steps: int) -> float | None:
-        """One pass over shuffled batches; the mean training loss, or None when interrupted."""
-        est, module, optimizer = self.est, self.module, self.optimizer
-        module.train()
-        order = torch.randperm(len(X), generator=self.generator).to(self.device)
-        running = _RunningLoss(self.device)
-        for start in range(0, len(X), est.batch_size_):
-            if self._interrupted(epoch):
-                return None
-            idx = order[start:start + est.batch_size_]
-            loss = loss_fn(module(X[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running.total.add_(loss.detach(), alpha=len(idx))
-            running.count += len(idx)
-            self.step += 1
-            if self.throttle is not None:
-                # ``running`` is read (one device sync) only when a StepEnded is actually due.
-                self.throttle.step(self.step, epoch, running, total_steps)  # type: ignore[arg-type]
-        return float(running)
-
-    @torch.inference_mode()
-    def _validate(self, X_valid, y_valid, loss_fn) -> tuple[float, dict[str, float]]:
-        outputs = _outputs(self.module, X_valid)
-        valid_loss = float(loss_fn(outputs, y_valid))
-        return valid_loss, self.est._metrics(outputs, y_valid, valid_loss)
-
-    def _interrupted(self, epoch: int) -> bool:
-        """True when the stop flag is set (cancel) or the time budget is spent (an early stop)."""
-        est = self.est
-        if est.stop is not None and est.stop.is_set():
-            est.cancelled_ = True
-            return True
-        if est.time_budget is not None and time.perf_counter() - self.started > est.time_budget:
-            est.stopped_early_ = True
-            kept = f"the weights of epoch {est.best_epoch_}" if est.best_epoch_ else "the weights so far"
-            self._emit(Message("info", f"Stopped during epoch {epoch}: the time budget of "
-                                       f"{est.time_budget:g} s was spent. Keeping {kept}."))
-            return True
-        return False
-
-    def _emit(self, event) -> None:
-        if self.est.callback is not None:
-            self.est.callback(event)
 
 
 class TorchMLPClassifier(ClassifierMixin, _TorchMLPBase):

@@ -11,9 +11,10 @@ import torch
 
 from core.errors import DataError, RunError
 from core.events import EpochEnded, Message, NeverStop, RunFinished, RunStarted, StepEnded
+from core.image_eval import saliency
 from core.models import get_family
 from core.models.base import FitContext
-from core.models.cnn import CNNFamily, ConvNet, conv_blocks_for, saliency, stem_stride_for, widths_for
+from core.models.cnn import CNNFamily, ConvNet, conv_blocks_for, stem_stride_for, widths_for
 from core.types import DeviceInfo
 
 CPU = DeviceInfo("cpu", "test CPU", 1)

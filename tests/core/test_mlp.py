@@ -169,15 +169,18 @@ def test_estimator_pickles_without_callback_or_stop():
 # -- stopping and events -----------------------------------------------------------------------
 def test_stop_flag_set_after_the_first_epoch_cancels_and_keeps_a_usable_model():
     X_train, y_train, X_test, y_test = _split(*_binary(), 450)
-    stop = threading.Event()
+    stop, events = threading.Event(), []
 
     def on_event(event):
+        events.append(event)
         if isinstance(event, EpochEnded) and event.epoch == 1:
             stop.set()
 
     model = TorchMLPClassifier(**quick(callback=on_event, stop=stop)).fit(X_train, y_train)
     assert model.cancelled_ and not model.stopped_early_
     assert model.n_epochs_ == 1 and model.best_epoch_ == 1
+    assert events[-1] == Message("warning", "Stopped on request during epoch 2. Keeping the weights of epoch 1, "
+                                            "the best one.")
     assert accuracy_score(y_test, model.predict(X_test)) > 0.6
 
 
