@@ -110,7 +110,7 @@ def cnn_child(source: str, epochs: int, variant: str, augment: bool) -> dict[str
         from core.device import pick_device
         from core.events import NeverStop
         from core.models.base import FitContext
-        from core.models.cnn import CNNFamily
+        from core.models.cnn_family import CNNFamily
 
         events: list = []
         ctx = FitContext(X_train=X, y_train=y, X_valid=X_valid, y_valid=y_valid, task="multiclass",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 from core.types import DeviceInfo
 
@@ -17,12 +19,15 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=2)
 def pick_device(prefer: str = "auto") -> DeviceInfo:
     """The best available device; ``prefer="cpu"`` forces the CPU.
 
-    Imports torch lazily so table-only code paths never pay for it.
+    torch is imported only where an accelerator may exist (or is imported already): planning a
+    table on a machine without one must not pay its ~0.2 GB and seconds of import.
     """
+    if "torch" not in sys.modules and (prefer == "cpu" or not _may_have_accelerator()):
+        return DeviceInfo("cpu", f"{platform.machine() or 'CPU'} CPU", cpu_threads())
     import torch
 
     threads = torch.get_num_threads()
@@ -32,6 +37,17 @@ def pick_device(prefer: str = "auto") -> DeviceInfo:
     if prefer != "cpu" and mps is not None and mps.is_available():
         return DeviceInfo("mps", "Apple MPS", threads)
     return DeviceInfo("cpu", f"{platform.machine() or 'CPU'} CPU", threads)
+
+
+def _may_have_accelerator() -> bool:
+    """A cheap look for a GPU torch could use: an NVIDIA or AMD (ROCm) driver's device files, Apple
+    silicon, or a system where no such look is possible (then torch is asked)."""
+    system = platform.system()
+    if system == "Darwin":
+        return platform.machine() == "arm64"
+    if system != "Linux":
+        return True
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
 
 
 def cpu_device() -> DeviceInfo:

@@ -171,11 +171,7 @@ def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopF
     t0 = time.perf_counter()
     main = get_family(plan.model).fit(context(plan.params, record, t0))
     fit_seconds = time.perf_counter() - t0
-    release_freed_memory()
-    if main.cancelled:
-        record(Message("warning", "Training was stopped: the best model so far is kept."))
-    elif plan.time_budget is not None and fit_seconds > plan.time_budget:
-        record(Message("warning", f"The time budget of {plan.time_budget:g} s ran out: the best model so far is kept."))
+    release_freed_memory()  # a stopped fit has said so itself (``core.models.base.stop_message``)
     return TrainResult(plan=plan, device=device, main=main, baseline=baseline, X_valid=X_valid, y_valid=y_valid,
                        y_train=y_train, valid_index=np.asarray(valid_idx), n_train=len(train_idx), fit_seconds=fit_seconds,
                        baseline_seconds=baseline_seconds, history=main.history or history, messages=messages)

@@ -17,8 +17,8 @@ REGISTRY: dict[str, str] = {
     "linear": "core.models.tabular:LinearFamily",
     "hgb": "core.models.tabular:HGBFamily",
     "forest": "core.models.tabular:ForestFamily",
-    "mlp": "core.models.mlp:MLPFamily",
-    "cnn": "core.models.cnn:CNNFamily",
+    "mlp": "core.models.mlp_family:MLPFamily",
+    "cnn": "core.models.cnn_family:CNNFamily",
 }
 
 

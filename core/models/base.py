@@ -13,12 +13,13 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from core.events import Callback, EpochEnded, StepEnded, StopFlag
+from core.events import Callback, EpochEnded, Message, StepEnded, StopFlag
 from core.types import DeviceInfo, Prepared, Task
 
 #: Rows from which a table counts as large (fewer validation rows, fewer boosting rounds by default).
@@ -144,6 +145,28 @@ class ModelFamily(ABC):
         """Load the model saved by ``save`` from one of the app's own run folders."""
 
 
+class DeferredFamily(ModelFamily):
+    """A family whose facts are light and whose fitting, saving and loading live in a heavy module
+    (torch), imported on first use: reading the registry's facts — to plan a table, say — must not
+    import torch (~0.2 GB, seconds)."""
+
+    #: "module:Class" of the implementation: ``fit(ctx)``, ``save(fitted, folder)``, ``load(folder)``.
+    trainer: ClassVar[str]
+
+    def _trainer(self) -> Any:
+        module, cls = self.trainer.split(":")
+        return getattr(import_module(module), cls)()
+
+    def fit(self, ctx: FitContext) -> Fitted:
+        return self._trainer().fit(ctx)
+
+    def save(self, fitted: Fitted, folder: Path) -> list[str]:
+        return self._trainer().save(fitted, folder)
+
+    def load(self, folder: Path) -> Any:
+        return self._trainer().load(folder)
+
+
 class StepThrottle:
     """Emit ``StepEnded`` at most ``per_second`` times a second (ARCHITECTURE.md, "Events")."""
 
@@ -180,6 +203,15 @@ class EarlyStopping:
     @property
     def exhausted(self) -> bool:
         return self._bad >= self.patience
+
+
+def stop_message(cancelled: bool, at: str, kept: str, time_budget: float | None = None) -> Message:
+    """The one wording every family uses for a fit that ended before its plan: on request (the stop
+    flag; a warning) or out of time. ``at`` says where ("during epoch 3", "after 120 boosting
+    rounds"), ``kept`` what the model keeps."""
+    if cancelled:
+        return Message("warning", f"Stopped on request {at}. {kept}")
+    return Message("info", f"Stopped {at}: the time budget of {time_budget or 0:g} s was spent. {kept}")
 
 
 def epoch_event(epoch: int, train_loss: float, valid_loss: float, started: float,

@@ -23,7 +23,7 @@ from torch import nn
 
 from core.errors import DataError, RunError
 from core.events import Message
-from core.models.base import DataSummary, FitContext, Fitted, ModelFamily, Tuned
+from core.models.base import FitContext, Fitted
 from core.models.torch_loop import Batches, EarlyStop, Loop, Schedule, StepEvents, StopOrBudget, seeded
 
 DEFAULT_WIDTH = 16  # channels of the first block on the CPU: 3× faster than 32 there, 99% on both samples
@@ -158,34 +158,11 @@ class ImageClassifier:
 
 
 # --------------------------------------------------------------------------------------------
-# The family
+# Fitting for the family
 
 
-class CNNFamily(ModelFamily):
-    key = "cnn"
-    label = "Convolutional neural network"
-    family = "torch"
-    kinds = frozenset({"images"})
-    curve_unit = "epoch"
-
-    def auto_preference(self, data: DataSummary) -> int:
-        return 1  # the images' model, trained from scratch
-
-    def why(self, data: DataSummary) -> str:
-        return ("A convolutional neural network (CNN): it learns visual patterns — edges, then shapes — "
-                "directly from the pixels.")
-
-    def tune(self, data: DataSummary) -> Tuned:
-        epochs = data.max_epochs or default_epochs(int(data.n_rows * (1 - data.valid_fraction)))
-        flip = bool(data.user_params.get("flip"))
-        augment = ("Each epoch the training images are shifted and zoomed a little at random, so the network "
-                   "learns the shapes, not their exact position."
-                   + (" You turned on mirroring: pictures are also flipped left-right at random." if flip else
-                      " Mirroring is off (it would confuse classes such as 'b' and 'd'); turn it on in the "
-                      "settings if a mirrored picture keeps its class."))
-        passes = (f"Up to {epochs} passes over the data (epochs), stopping early when the validation loss stops "
-                  "improving; the best epoch's weights are kept.")
-        return Tuned({"epochs": epochs}, (augment, passes))
+class CNNTrainer:
+    """How ``core.models.cnn_family.CNNFamily`` fits, saves and loads (this module imports torch)."""
 
     def fit(self, ctx: FitContext) -> Fitted:
         """Train on uint8 images; returns the best epoch's weights (also when stopped)."""
@@ -255,11 +232,6 @@ def _channel_stats(X: np.ndarray, seed: int) -> tuple[list[float], list[float]]:
     return [float(m) for m in mean], [float(s) for s in std]
 
 
-def default_epochs(n_train: int) -> int:
-    """About 30,000 image presentations, between 10 and 30 epochs."""
-    return int(np.clip(math.ceil(30_000 / max(n_train, 1)), 10, 30))
-
-
 def _settings(ctx: FitContext) -> dict[str, Any]:
     """Effective settings: the data's shape, sizes chosen from the data, and the user's overrides."""
     X, params = ctx.X_train, ctx.params
@@ -267,7 +239,7 @@ def _settings(ctx: FitContext) -> dict[str, Any]:
         raise DataError("The CNN needs square uint8 images (N×C×S×S with 1 or 3 channels). Load the images "
                         "with the image loader.")
     n, size = len(X), int(X.shape[-1])
-    epochs = int(params.get("epochs") or default_epochs(n))
+    epochs = int(params["epochs"])  # the family's tuning sets it (``CNNFamily.fit`` for a bare context)
     if ctx.max_epochs:
         epochs = min(epochs, int(ctx.max_epochs))
     # Small sets get small batches, for enough optimiser steps per epoch (shapes: 100% with 32, 99% with 64).

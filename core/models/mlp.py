@@ -1,4 +1,5 @@
-"""PyTorch MLP for tables: scikit-learn compatible estimators, their save/load, and the "mlp" family.
+"""PyTorch MLP for tables: scikit-learn compatible estimators, their save/load, and how the "mlp"
+family (its facts: ``core.models.mlp_family``) fits, saves and loads.
 
 The estimators take the dense float matrix that ``core.features.dense_preprocessor`` makes and
 train a plain multi-layer perceptron in ``core.models.torch_loop``'s loop: AdamW, a plateau
@@ -31,7 +32,7 @@ from torch import nn
 from core.errors import PlanError, RunError
 from core.events import Callback, StopFlag, ignore
 from core.features import dense_preprocessor
-from core.models.base import DataSummary, FitContext, Fitted, ModelFamily
+from core.models.base import FitContext, Fitted
 from core.models.torch_loop import Batches, EarlyStop, Loop, Schedule, StepEvents, StopOrBudget, seeded
 
 #: Rows per forward pass when predicting or scoring the validation split (bounds memory).
@@ -42,8 +43,6 @@ MIN_ROWS_FOR_HOLDOUT = 20
 TUNABLE = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "max_epochs", "patience",
            "valid_fraction", "class_weight")
 FORMAT_VERSION = 1
-#: From this many rows, on a GPU, the automatic plan prefers the MLP to boosting.
-GPU_TABLE_ROWS = 50_000
 
 
 def auto_batch_size(n_rows: int) -> int:
@@ -384,7 +383,7 @@ def load_mlp(folder: Path) -> _TorchMLPBase:
     return estimator
 
 
-# -- the family --------------------------------------------------------------------------------
+# -- fitting for the family --------------------------------------------------------------------------------
 #: Below this many training rows the MLP runs on one CPU thread: its small batches gain nothing
 #: from a second thread, and on a busy machine OpenMP's spin-waits made one wine fold take 47 s.
 SMALL_FOR_THREADS = 20_000
@@ -402,27 +401,8 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-class MLPFamily(ModelFamily):
-    """A PyTorch MLP behind the dense preprocessing (one-hot, scaling, date parts, TF-IDF)."""
-
-    key = "mlp"
-    label = "Neural network (MLP)"
-    family = "torch"
-    kinds = frozenset({"tabular"})
-    curve_unit = "epoch"
-    comparison_order = 4
-
-    def auto_preference(self, data: DataSummary) -> int:
-        """Above boosting on a GPU with a large, mostly numeric table: deep learning is fast there."""
-        on_gpu = data.device is not None and data.device.type != "cpu"
-        return 2 if on_gpu and data.n_rows >= GPU_TABLE_ROWS and data.numeric_share >= 0.8 else 0
-
-    def why(self, data: DataSummary) -> str:
-        if self.auto_preference(data):
-            return (f"A neural network (MLP) on the {data.device.badge}: with {data.n_rows:,} mostly numeric rows "
-                    "and a GPU, deep learning is fast here and can match gradient boosting.")
-        return ("A neural network (MLP): layers of learnt features over the scaled, one-hot encoded columns, "
-                "trained in epochs; it stops once the validation loss stops improving.")
+class MLPTrainer:
+    """How ``core.models.mlp_family.MLPFamily`` fits, saves and loads (this module imports torch)."""
 
     def fit(self, ctx: FitContext) -> Fitted:
         """Fit the preprocessing on the training split, then the MLP with live events."""

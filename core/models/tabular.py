@@ -46,6 +46,7 @@ from core.models.base import (
     ModelFamily,
     Tuned,
     epoch_event,
+    stop_message,
 )
 
 MODEL_FILE = "model.joblib"
@@ -227,18 +228,17 @@ class _RoundReporter:
     def __init__(self, ctx: FitContext, max_rounds: int, every_s: float = 0.2) -> None:
         self.ctx, self.max_rounds, self.every_s = ctx, max_rounds, every_s
         self.started = self._last = time.perf_counter()
-        self.cancelled = False
+        self.cancelled = self.out_of_time = False
 
     def __call__(self, booster) -> bool:
         rounds = len(booster.validation_score_) - 1  # index 0 holds the score before any tree
         now = time.perf_counter()
-        if rounds < 1:
-            return self.ctx.should_stop()
-        if rounds == 1 or now - self._last >= self.every_s or rounds >= self.max_rounds:
+        if rounds >= 1 and (rounds == 1 or now - self._last >= self.every_s or rounds >= self.max_rounds):
             self._last = now
             self.emit(booster)
         if self.ctx.should_stop():
-            self.cancelled = True
+            self.cancelled = self.ctx.stop.is_set()
+            self.out_of_time = not self.cancelled
             return True
         return False
 
@@ -324,7 +324,10 @@ class HGBFamily(SklearnFamily):
         reporter.emit(booster)  # the last round always reaches the curve
         rounds = int(booster.n_iter_)
         stopped_early = rounds < max_rounds and not reporter.cancelled
-        if stopped_early:
+        if reporter.cancelled or reporter.out_of_time:
+            ctx.emit(stop_message(reporter.cancelled, f"after {rounds} boosting rounds",
+                                  "The rounds grown so far are kept.", ctx.time_budget))
+        elif stopped_early:
             best = int(np.argmax(booster.validation_score_))
             ctx.emit(Message("info", f"Stopped after {rounds} rounds: the validation loss had not improved "
                                      f"since round {best}."))
@@ -371,7 +374,7 @@ class ForestFamily(SklearnFamily):
             forest = RandomForestClassifier(**common, class_weight="balanced_subsample" if ctx.imbalanced else None)
         started = time.perf_counter()
         sample = np.random.default_rng(ctx.seed).permutation(len(Xt))[:5000]
-        votes_valid, votes_train, cancelled = 0.0, 0.0, False
+        votes_valid, votes_train, cancelled, out_of_time = 0.0, 0.0, False, False
         early = EarlyStopping(patience=int(ctx.params.get("patience", 4)))
         while forest.n_estimators < n_trees:
             old = forest.n_estimators
@@ -389,7 +392,9 @@ class ForestFamily(SklearnFamily):
             ctx.emit(epoch_event(n, train_loss, valid_loss, started, max_epochs=n_trees))
             early.improved(n, valid_loss)
             if ctx.should_stop():
-                cancelled = True
+                cancelled = ctx.stop.is_set()
+                out_of_time = not cancelled
+                ctx.emit(stop_message(cancelled, f"at {n} trees", "The trees grown so far are kept.", ctx.time_budget))
                 break
             if early.exhausted:
                 # More trees never hurt a forest much, but they cost time: stop once the
@@ -403,7 +408,8 @@ class ForestFamily(SklearnFamily):
         forest.set_params(warm_start=False, n_jobs=None)
         name = type(forest).__name__ + (" on log(target)" if ctx.params.get("log_target") else "")
         model = Pipeline([("prep", prep), ("fill", _NanFill()), ("model", _finish(ctx, forest))])
-        return Fitted(model, settings, name, stopped_early=early.exhausted and not cancelled, cancelled=cancelled)
+        return Fitted(model, settings, name, stopped_early=out_of_time or (early.exhausted and not cancelled),
+                      cancelled=cancelled)
 
 
 class _NanFill(BaseEstimator):

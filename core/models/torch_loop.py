@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from core.events import Callback, EpochEnded, Message, StopFlag, ignore
-from core.models.base import EarlyStopping, StepThrottle, epoch_event
+from core.models.base import EarlyStopping, StepThrottle, epoch_event, stop_message
 
 
 @contextmanager
@@ -216,12 +216,10 @@ class StopOrBudget(Hook):
         self.started = time.perf_counter() if started is None else started
 
     def before_batch(self, loop: Loop) -> None:
-        if self.flag is not None and self.flag.is_set():
-            loop.stop(Message("warning", f"Stopped on request during epoch {loop.epoch}. {_kept(loop.best_epoch)}"),
-                      cancelled=True)
-        elif self.time_budget is not None and time.perf_counter() - self.started > self.time_budget:
-            loop.stop(Message("info", f"Stopped during epoch {loop.epoch}: the time budget of "
-                                      f"{self.time_budget:g} s was spent. {_kept(loop.best_epoch)}"))
+        cancelled = self.flag is not None and self.flag.is_set()
+        if cancelled or (self.time_budget is not None and time.perf_counter() - self.started > self.time_budget):
+            loop.stop(stop_message(cancelled, f"during epoch {loop.epoch}", _kept(loop.best_epoch), self.time_budget),
+                      cancelled=cancelled)
 
 
 class StepEvents(Hook):

@@ -14,7 +14,8 @@ from core.events import EpochEnded, Message, NeverStop, RunFinished, RunStarted,
 from core.image_eval import saliency
 from core.models import get_family
 from core.models.base import FitContext
-from core.models.cnn import CNNFamily, ConvNet, conv_blocks_for, stem_stride_for, widths_for
+from core.models.cnn import ConvNet, conv_blocks_for, stem_stride_for, widths_for
+from core.models.cnn_family import CNNFamily
 from core.types import DeviceInfo
 
 CPU = DeviceInfo("cpu", "test CPU", 1)

@@ -20,13 +20,13 @@ from core.errors import PlanError
 from core.events import EpochEnded, Message, NeverStop, StepEnded
 from core.models.base import FitContext
 from core.models.mlp import (
-    MLPFamily,
     TorchMLPClassifier,
     TorchMLPRegressor,
     auto_batch_size,
     load_mlp,
     save_mlp,
 )
+from core.models.mlp_family import MLPFamily
 from core.types import ColumnInfo, DeviceInfo, Prepared
 
 #: Small, quick settings: the tests check behaviour, not the defaults' accuracy.

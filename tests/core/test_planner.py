@@ -65,3 +65,21 @@ def test_imbalance_rule():
     assert is_imbalanced(["a"] * 85 + ["b"] * 15, ("a", "b"))
     assert not is_imbalanced(["a"] * 70 + ["b"] * 30, ("a", "b"))
     assert not is_imbalanced([1.0, 2.0], ())
+
+
+def test_planning_a_table_does_not_import_torch_without_an_accelerator():
+    """torch costs ~0.2 GB and seconds to import: a table job on a CPU-only machine never pays it
+    just to learn that there is no GPU (the 1M-row job's memory counts it)."""
+    import subprocess
+    import sys
+
+    from core.device import _may_have_accelerator
+
+    if _may_have_accelerator():
+        pytest.skip("this machine may have a GPU: planning asks torch, as it should")
+    code = ("import sys; from core.pipeline import make_plan; from core.schema import prepare; "
+            "from tests.core.helpers import churn_like, table; "
+            "p = make_plan(prepare(table(churn_like(n=200)), target='churned')); "
+            "assert p.model == 'hgb', p.model; assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -56,6 +56,8 @@ def test_stop_flag_keeps_a_usable_model(churn, model):
     result = fit(churn, plan(churn, Overrides(model=model, max_epochs=400)), on_event, stop)
     assert result.main.cancelled
     assert not result.main.stopped_early
+    said = [m for m in result.messages if m.text.startswith("Stopped on request")]
+    assert len(said) == 1 and said[0].level == "warning"  # said once, in the words every family uses
     proba = result.main.model.predict_proba(result.X_valid)
     assert proba.shape == (len(result.X_valid), 2)
     rounds = result.main.params.get("n_iter") or result.main.params.get("n_estimators")
@@ -138,3 +140,12 @@ def test_a_split_without_rows_trains_the_same(churn):
     lean = fit_split(parts, the_plan)
     assert lean.valid_index.tolist() == whole.valid_index.tolist()
     assert np.allclose(lean.main.model.predict_proba(churn.X), whole.main.model.predict_proba(churn.X))
+
+
+@pytest.mark.parametrize("model", ["hgb", "forest", "mlp"])
+def test_a_spent_time_budget_stops_early_and_is_not_a_cancel(churn, model):
+    """Running out of time is not the user's Stop: the run is not marked "stopped by you"."""
+    result = fit(churn, plan(churn, Overrides(model=model, max_epochs=5000, time_budget=1e-9)))
+    assert result.main.stopped_early and not result.main.cancelled
+    said = [m.text for m in result.messages if "time budget" in m.text]
+    assert len(said) == 1 and said[0].startswith("Stopped ") and "s was spent" in said[0]
