@@ -1,4 +1,5 @@
-"""The ``cnn`` family: a compact convolutional network for images, trained with PyTorch.
+"""How the ``cnn`` family (its facts: ``core.models.cnn_family``) trains: a compact convolutional
+network for images, in PyTorch.
 
 The network (blocks of two conv–BN–ReLU layers, global average pooling, a linear head) takes raw
 uint8 images N×C×H×W and normalises inside (per-channel mean and std of the training images are
