@@ -38,8 +38,9 @@ if not files:
     st.info("Upload the new data above to see the model's predictions.")
     st.stop()
 
-# The prediction runs as a background job (a worker process), once per run and upload.
-key = f"{run.path}|{'|'.join(f.file_id for f in files)}"
+# The prediction runs as a background job (a worker process), once per run, threshold and upload.
+threshold = run.threshold.value if run.threshold is not None else None
+key = f"{run.path}|{threshold}|{'|'.join(f.file_id for f in files)}"
 job_id = st.session_state.get(state.PREDICT_JOB, {}).get(key)
 if job_id is None:
     try:
@@ -73,8 +74,11 @@ if run.task == "regression":
     st.caption("The first column is the model's prediction, the input columns follow. Expect errors about as "
                "large as the mean absolute error shown on Evaluate.")
 else:
+    decided = "" if threshold is None else (
+        f" It answers “{run.classes[-1]}” when that class's probability is at least {threshold:.2f} (the run's "
+        "threshold, which you can move and save on the Evaluate page).")
     st.caption("**confidence** is the probability the model gives its answer; the probability columns show how it "
-               "split its belief. A confident model can still be wrong."
+               "split its belief. A confident model can still be wrong." + decided
                + (" Showing the first 1,000 rows; the download has all." if len(result) > 1000 else ""))
 st.download_button("Download the predictions (CSV)", csv, file_name=f"predictions-{run.run_id}.csv",
                    mime="text/csv", type="primary", icon=":material/download:", on_click="ignore")

@@ -32,6 +32,9 @@ LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse"})
 IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 5
 PROBA_PREFIX = "proba: "
+#: A binary run's decision threshold until one is chosen: the positive class when its probability
+#: is at least this (the same answer as the larger of the two probabilities, but for exact ties).
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +58,29 @@ class Confusion:
         """Each row divided by its total: the share of each true class predicted as each class."""
         totals = self.matrix.sum(axis=1, keepdims=True)
         return np.divide(self.matrix, totals, out=np.zeros_like(self.matrix, dtype=float), where=totals > 0)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A binary run's operating point: predict the positive class (``classes[-1]``) when its
+    probability is at least ``value``. ``metric`` names what it was chosen for (None: nothing);
+    ``chosen_by`` says who chose it: "default" (0.5) or "you" (saved from the Evaluate page)."""
+
+    value: float
+    metric: str | None = None
+    chosen_by: str = "default"
+
+
+@dataclass(frozen=True, eq=False)
+class OperatingPoint:
+    """What a binary classifier does at one threshold on the validation rows."""
+
+    threshold: float
+    positive: str  # the positive class, ``classes[-1]``
+    confusion: Confusion
+    precision: float | None  # share of rows flagged positive that are positive (None: none flagged)
+    recall: float | None  # share of positive rows flagged (None: no positive rows)
+    n_flagged: int  # rows predicted positive
 
 
 @dataclass(frozen=True)
@@ -285,6 +311,39 @@ def _curve(predictions: pd.DataFrame, label: str, kind: str) -> Curve:
 def confusion(predictions: pd.DataFrame, classes: tuple[str, ...]) -> Confusion:
     matrix = skm.confusion_matrix(predictions["true"], predictions["predicted"], labels=list(classes))
     return Confusion(tuple(classes), matrix)
+
+
+# ---------------------------------------------------------------- the operating point
+
+
+def default_threshold(task: Task) -> Threshold | None:
+    """The threshold a new run starts with: 0.5 for binary tasks, none for the others."""
+    return Threshold(DEFAULT_THRESHOLD) if task == "binary" else None
+
+
+def decide(proba: np.ndarray, classes: tuple[str, ...], threshold: float | None = None) -> np.ndarray:
+    """Each row's predicted class index: with two classes and a threshold, the positive class
+    (the last) when its probability is at least the threshold; otherwise the most probable class."""
+    proba = np.asarray(proba, dtype=float)
+    if len(classes) == 2 and threshold is not None:
+        return (proba[:, 1] >= threshold).astype(np.int64)
+    return proba.argmax(axis=1)
+
+
+def at_threshold(predictions: pd.DataFrame, classes: tuple[str, ...], threshold: float) -> OperatingPoint:
+    """The confusion matrix, precision and recall of a binary run's validation predictions when
+    the positive class is predicted from ``threshold`` on (``proba: <positive>`` column)."""
+    if len(classes) != 2:
+        raise ValueError(f"a threshold applies to two classes, not {len(classes)}")
+    positive = classes[-1]
+    truth = (predictions["true"].astype(str) == positive).to_numpy()
+    flagged = predictions[PROBA_PREFIX + positive].to_numpy(dtype=float) >= threshold
+    tp, fp = int((truth & flagged).sum()), int((~truth & flagged).sum())
+    fn, tn = int((truth & ~flagged).sum()), int((~truth & ~flagged).sum())
+    matrix = np.array([[tn, fp], [fn, tp]], dtype=np.int64)  # rows: true negative / positive class
+    return OperatingPoint(threshold=float(threshold), positive=positive, confusion=Confusion(tuple(classes), matrix),
+                          precision=tp / (tp + fp) if tp + fp else None, recall=tp / (tp + fn) if tp + fn else None,
+                          n_flagged=tp + fp)
 
 
 # ---------------------------------------------------------------- the verdict

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.evaluation import Confusion, Curve, Importance
+from core.evaluation import Confusion, Curve, Importance, OperatingPoint
 
 MAX_POINTS = 2000
 # The title sits at the very top and the legend in its own band below it, above the plot. No
@@ -81,8 +81,9 @@ def step_curve(steps: np.ndarray, losses: np.ndarray) -> go.Figure:
                      layout=_layout("Training loss per batch", "step", "loss"))
 
 
-def confusion_matrix(conf: Confusion, normalised: bool = False) -> go.Figure:
-    """Rows are the true class, columns what the model said; the diagonal is right."""
+def confusion_matrix(conf: Confusion, normalised: bool = False, threshold: float | None = None) -> go.Figure:
+    """Rows are the true class, columns what the model said; the diagonal is right. ``threshold``
+    (binary runs) names the decision threshold the predictions were made at, in the title."""
     z = conf.normalised if normalised else conf.matrix
     text = np.vectorize(lambda v: f"{v:.0%}" if normalised else f"{int(v)}")(z) if z.size else z
     labels = list(conf.labels)
@@ -90,15 +91,17 @@ def confusion_matrix(conf: Confusion, normalised: bool = False) -> go.Figure:
                                colorscale="Blues", showscale=False,
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
     size = max(320, min(720, 60 * len(labels) + 160))
-    title = "Confusion matrix" + (" (share of each true class)" if normalised else " (counts)")
+    title = "Confusion matrix" + (" (share of each true class" if normalised else " (counts")
+    title += f", threshold {threshold:.2f})" if threshold is not None else ")"
     fig.update_layout(_layout(title, "predicted class", "true class", height=size))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category")
     return fig
 
 
-def pr_curves(curves: Sequence[Curve]) -> go.Figure:
-    """Precision vs recall per class, average precision in the legend, no-skill lines dotted."""
+def pr_curves(curves: Sequence[Curve], point: OperatingPoint | None = None) -> go.Figure:
+    """Precision vs recall per class, average precision in the legend, no-skill lines dotted;
+    ``point`` (binary runs) marks where the chosen threshold sits on the curve."""
     fig = go.Figure()
     for c in curves:
         x, y = _thin(c.x, c.y)
@@ -106,6 +109,12 @@ def pr_curves(curves: Sequence[Curve]) -> go.Figure:
         fig.add_trace(go.Scatter(x=[0, 1], y=[c.prevalence, c.prevalence], mode="lines", showlegend=len(curves) == 1,
                                  line=dict(dash="dot", color="grey"), name=f"no skill ({c.prevalence:.2f})",
                                  hoverinfo="skip"))
+    if point is not None and point.precision is not None and point.recall is not None:
+        fig.add_trace(go.Scatter(x=[point.recall], y=[point.precision], mode="markers",
+                                 marker=dict(size=13, color="#d62728", line=dict(width=2, color="white")),
+                                 name=f"threshold {point.threshold:.2f}",
+                                 hovertemplate=f"threshold {point.threshold:.2f}<br>recall %{{x:.3f}}<br>"
+                                               "precision %{y:.3f}<extra></extra>"))
     fig.update_layout(_layout("Precision-recall", "recall (share of real cases found)",
                               "precision (share of alarms that are right)"))
     fig.update_xaxes(range=[0, 1])

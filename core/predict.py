@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
-from core.evaluation import class_probabilities
+from core.evaluation import class_probabilities, decide
 from core.events import Callback, StepEnded, StopFlag, ignore
 from core.run_record import RunRecord, read_run
 from core.runs import load_model, resolve_run
@@ -58,11 +58,18 @@ def predictions_for_table(model: Any, run: RunRecord, frame: pd.DataFrame) -> pd
         out[label] = model.predict(X)
         return out
     proba = class_probabilities(model, X, run.classes)
-    out[label] = np.asarray(run.classes, dtype=object)[proba.argmax(axis=1)]
-    out["confidence"] = proba.max(axis=1)
+    index = _decide(proba, run)
+    out[label] = np.asarray(run.classes, dtype=object)[index]
+    out["confidence"] = proba[np.arange(len(proba)), index]
     for i, c in enumerate(run.classes):
         out[f"probability of {c}"] = proba[:, i]
     return out
+
+
+def _decide(proba: np.ndarray, run: RunRecord) -> np.ndarray:
+    """Predicted class indexes: a binary run's own threshold, else the most probable class.
+    The confidence shown beside is the probability of the class predicted."""
+    return decide(proba, run.classes, run.threshold.value if run.threshold is not None else None)
 
 
 def predict_images(run_dir: str | Path, source: Any, name: str | None,
@@ -77,8 +84,9 @@ def predict_images(run_dir: str | Path, source: Any, name: str | None,
                                            channels=run.data.channels)
     classes = run.classes
     proba = class_probabilities(model, images, classes)
-    out = pd.DataFrame({"file": names, "predicted class": np.asarray(classes, dtype=object)[proba.argmax(axis=1)],
-                        "confidence": proba.max(axis=1)})
+    index = _decide(proba, run)
+    out = pd.DataFrame({"file": names, "predicted class": np.asarray(classes, dtype=object)[index],
+                        "confidence": proba[np.arange(len(proba)), index]})
     for i, c in enumerate(classes):
         out[f"probability of {c}"] = proba[:, i]
     return out

@@ -17,7 +17,17 @@ import numpy as np
 import pandas as pd
 
 from core.errors import RunError, TrainboardError
-from core.evaluation import MAIN_METRIC, Confusion, Curve, Importance, pr_curves, roc_curves, worst_errors
+from core.evaluation import (
+    MAIN_METRIC,
+    Confusion,
+    Curve,
+    Importance,
+    Threshold,
+    default_threshold,
+    pr_curves,
+    roc_curves,
+    worst_errors,
+)
 from core.types import DROPPED_ROLES, DeviceInfo, Task
 
 SCHEMA_VERSION = 1
@@ -111,6 +121,7 @@ class RunRecord:
     messages: tuple[str, ...]
     versions: dict[str, str]
     files: tuple[str, ...]
+    threshold: Threshold | None = None  # binary runs: the decision threshold Predict applies
     predictions: pd.DataFrame | None = None  # row, true, predicted (+ proba per class / residual)
     worst: pd.DataFrame | None = None  # the validation rows with the largest errors
 
@@ -200,8 +211,18 @@ def _record(path: Path, m: dict[str, Any]) -> RunRecord:
         importance_rows=int(m.get("feature_importance_rows") or 0), timings=dict(m.get("timings") or {}),
         stopped_early=bool(m.get("stopped_early")), cancelled=bool(m.get("cancelled")),
         messages=tuple(m.get("messages") or ()), versions=dict(m.get("versions") or {}),
-        files=tuple(m.get("files") or ()),
+        files=tuple(m.get("files") or ()), threshold=_threshold(m),
     )
+
+
+def _threshold(m: dict[str, Any]) -> Threshold | None:
+    """Binary runs saved before thresholds were recorded read as the 0.5 default."""
+    saved = m.get("threshold")
+    if m["task"] != "binary":
+        return None
+    if not saved:
+        return default_threshold("binary")
+    return Threshold(float(saved["value"]), saved.get("metric"), saved.get("chosen_by") or "default")
 
 
 def _data(d: dict[str, Any]) -> DataRecord:

@@ -23,9 +23,17 @@ from typing import Any
 import numpy as np
 
 from core.errors import RunError
-from core.evaluation import MAIN_METRIC, Evaluation
+from core.evaluation import MAIN_METRIC, Evaluation, Threshold, default_threshold
 from core.models import get_family
-from core.run_record import MANIFEST_FILE, PREDICTIONS_FILE, SCHEMA_VERSION, WORST_FILE, RunRecord, read_run
+from core.run_record import (
+    MANIFEST_FILE,
+    PREDICTIONS_FILE,
+    SCHEMA_VERSION,
+    WORST_FILE,
+    RunRecord,
+    load_manifest,
+    read_run,
+)
 from core.training import TrainResult
 from core.types import ImageData, Prepared
 
@@ -91,6 +99,11 @@ def data_section(data: Prepared | ImageData, source: str, n_rows: int) -> dict[s
             "n_rows_dropped": int(data.n_rows_dropped), "messages": list(data.messages)}
 
 
+def threshold_section(threshold: Threshold | None) -> dict[str, Any] | None:
+    """The manifest's ``threshold``: ``{"value", "metric", "chosen_by"}`` for binary runs, else None."""
+    return None if threshold is None else asdict(threshold)
+
+
 def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, data: Prepared | ImageData,
                    source: str, timings: dict[str, float]) -> dict[str, Any]:
     plan, main = result.plan, result.main
@@ -110,6 +123,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
                   "n_train": result.n_train, "n_valid": int(len(result.valid_index))},
         "metrics": evaluation.metrics,
         "main_metric": MAIN_METRIC[plan.task],
+        "threshold": threshold_section(default_threshold(plan.task)),
         "baseline": {"key": plan.baseline, "metrics": evaluation.baseline_metrics,
                      "dummy_metrics": evaluation.dummy_metrics},
         "history": [{"epoch": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss,
@@ -201,6 +215,27 @@ def load_model(run_dir: str | Path, runs_dir: str | Path) -> tuple[Any, RunRecor
     except FileNotFoundError:
         raise RunError(f"The run '{path.name}' has no saved model (it may still be saving, or was damaged).") from None
     return model, run
+
+
+def save_threshold(run_dir: str | Path, value: float, runs_dir: str | Path) -> RunRecord:
+    """Record the decision threshold the user picked in a binary run's manifest (rewritten
+    atomically: a temporary file in the run folder, then ``os.replace``); Predict applies it from
+    then on. Returns the run as read back."""
+    path = resolve_run(run_dir, runs_dir)
+    manifest = load_manifest(path)
+    if manifest.get("task") != "binary":
+        raise RunError(f"The run '{path.name}' does not answer a yes/no question, so it has no threshold to set.")
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise RunError(f"A threshold is a probability between 0 and 1, not {value:g}.")
+    manifest["threshold"] = threshold_section(Threshold(value, None, "you"))
+    tmp = path / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(jsonable(manifest), indent=2))
+        os.replace(tmp, path / MANIFEST_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return read_run(path, predictions=False)
 
 
 def delete_run(run_dir: str | Path, runs_dir: str | Path) -> None:

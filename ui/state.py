@@ -37,10 +37,12 @@ JOBS_SEEN_DONE = "_jobs_seen_done"  # jobs whose end already reran the page
 COMPARE_JOB = "compare_job_id"  # the Train page's model comparison
 PREDICT_JOB = "predict_job_id"  # {run and upload: prediction job}
 RUNS_TO_DELETE, RUNS_DELETE_ERROR = "_runs_to_delete", "_runs_delete_error"
+EVALUATE_THRESHOLD_SAVED = "_evaluate_threshold_saved"  # (run id, "success"/"error", words) after Save
 # Widgets
 DATA_TABLE_UPLOAD, DATA_ZIP_UPLOAD, DATA_FOLDER_UPLOAD = "data_table_upload", "data_zip_upload", "data_folder_upload"
 DATA_TARGET = "data_target"
 EVALUATE_RUN, EVALUATE_NORMALISED, EVALUATE_SALIENCY = "evaluate_run", "evaluate_normalised", "evaluate_saliency"
+EVALUATE_THRESHOLD = "evaluate_threshold"  # one slider per run: evaluate_threshold:<run id>
 PREDICT_RUN, PREDICT_ZIP, PREDICT_FOLDER, PREDICT_TABLE = "predict_run", "predict_zip", "predict_folder", "predict_table"
 RUNS_PICKED = "runs_picked"
 COMPARE_BUDGET = "compare_budget"
@@ -67,6 +69,11 @@ class SessionInfo:
 
     owner: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="trainboard-upload-")))
+
+
+def threshold_key(run_id: str) -> str:
+    """The Evaluate page's threshold slider for one run, so switching runs starts at that run's own."""
+    return f"{EVALUATE_THRESHOLD}:{run_id}"
 
 
 def runs_dir() -> Path:

@@ -19,6 +19,8 @@ from core.datasets import SAMPLE_DIR
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
 from core.run_record import load_manifest
+from tests.core.helpers import churn_like
+from ui.state import threshold_key
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -42,6 +44,15 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return {name: run_job(JobSpec(source=str(source), runs_dir=str(folder),
                                   overrides=Overrides(max_epochs=1 if name == "shapes" else 20)))
             for name, source in sources.items()}
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory) -> Path:
+    """A yes/no run (churn-like table, linear model: seconds to train), in its own runs folder."""
+    folder = tmp_path_factory.mktemp("binary")
+    churn_like(n=300).to_csv(folder / "churn.csv", index=False)
+    return run_job(JobSpec(source=str(folder / "churn.csv"), target="churned", runs_dir=str(folder / "runs"),
+                           overrides=Overrides(model="linear")))
 
 
 @pytest.fixture
@@ -88,6 +99,13 @@ def plotly_array(value) -> np.ndarray:
         flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
         return flat.reshape([int(n) for n in str(value.get("shape", len(flat))).split(",")])
     return np.asarray(value)
+
+
+def pr_point(at) -> dict:
+    """The marked threshold point of the precision-recall figure the page drew."""
+    shown = [f for f in figures(at) if f["layout"].get("title", {}).get("text", "") == "Precision-recall"]
+    assert len(shown) == 1, f"expected one precision-recall figure, found {len(shown)}"
+    return shown[0]["data"][-1]
 
 
 def confusion_shown(at) -> tuple[str, np.ndarray]:
@@ -227,6 +245,7 @@ def test_evaluate_classification_run(runs, runs_dir):
     title, shares = confusion_shown(at)
     assert title == "Confusion matrix (share of each true class)"
     np.testing.assert_allclose(shares, counts / counts.sum(axis=1, keepdims=True))
+    assert not at.slider  # three classes: no threshold to move
 
 
 def test_evaluate_regression_run(runs, runs_dir):
@@ -235,6 +254,7 @@ def test_evaluate_regression_run(runs, runs_dir):
     assert not at.exception
     assert [m.label for m in at.metric] == ["R²", "Mean absolute error", "Root mean squared error"]
     assert "Each dot is a validation row" in texts(at.caption)
+    assert not at.slider
     assert "The worst errors" in texts(at.subheader)
     assert at.session_state["run_dir"] == str(runs["diabetes"])  # Predict opens the same run
 
@@ -252,6 +272,57 @@ def test_evaluate_image_run_shows_the_confident_mistakes(runs, runs_dir):
     at.toggle(key="evaluate_saliency").set_value(False).run()
     assert not at.exception
     assert gallery_traces(at) == (pictures, 0)  # the same pictures, no overlay
+
+
+def test_evaluate_binary_threshold_moves_the_matrix_and_saves_for_predict(binary_run, tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    run = Path(shutil.copytree(binary_run, folder / binary_run.name))
+    monkeypatch.setenv("TRAINBOARD_RUNS", str(folder))
+    new = churn_like(n=60, seed=3).drop(columns="churned")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(run)
+    at.run().switch_page("app_pages/predict.py").run()
+    at.file_uploader(key="predict_table").set_value(("new.csv", csv_bytes(new), "text/csv")).run()
+    assert not at.exception
+    before = at.dataframe[0].value
+    assert "at least 0.50" in texts(at.caption)
+
+    at.switch_page("app_pages/evaluate.py").run()
+    assert not at.exception
+    slider = at.slider(key=threshold_key(run.name))
+    assert slider.value == pytest.approx(0.5)
+    title, counts = confusion_shown(at)
+    assert title == "Confusion matrix (counts, threshold 0.50)"
+    assert counts.tolist() == load_manifest(run)["confusion_matrix"]["matrix"]  # 0.5: what training saved
+    assert pr_point(at)["name"] == "threshold 0.50"
+    assert "The red dot is the threshold" in texts(at.caption)
+    save = next(b for b in at.button if b.label.startswith("Save threshold"))
+    assert save.disabled  # nothing to save yet
+
+    slider.set_value(0.2).run()
+    assert not at.exception
+    title, lowered = confusion_shown(at)
+    assert title == "Confusion matrix (counts, threshold 0.20)"
+    assert lowered.sum() == counts.sum() and lowered[:, 1].sum() > counts[:, 1].sum()  # more called "yes"
+    assert lowered.sum(axis=1).tolist() == counts.sum(axis=1).tolist()  # the truth does not move
+    point = pr_point(at)
+    assert point["name"] == "threshold 0.20"
+    assert plotly_array(point["x"])[0] == pytest.approx(lowered[1, 1] / lowered[1].sum())  # recall
+    next(b for b in at.button if b.label == "Save threshold 0.20 with this run").click().run()
+    assert not at.exception
+    assert "threshold 0.20" in texts(at.success)
+    assert load_manifest(run)["threshold"] == {"value": pytest.approx(0.2), "metric": None, "chosen_by": "you"}
+    assert "0.20 (chosen by you)" in texts(at.caption)
+    assert next(b for b in at.button if b.label.startswith("Save threshold")).disabled
+
+    at.switch_page("app_pages/predict.py").run()
+    at.file_uploader(key="predict_table").set_value(("new.csv", csv_bytes(new), "text/csv")).run()
+    assert not at.exception
+    after = at.dataframe[0].value
+    p_yes = after["probability of yes"].to_numpy()
+    assert (after["predicted churned"] == np.where(p_yes >= 0.2, "yes", "no")).all()
+    assert (after["predicted churned"] == "yes").sum() > (before["predicted churned"] == "yes").sum()
+    assert "at least 0.20" in texts(at.caption)
 
 
 # ---------------------------------------------------------------- Predict

@@ -2,22 +2,33 @@
 record, rebuilding without retraining."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.evaluation import class_probabilities, classification_metrics, verdict, worst_errors
+from core.errors import RunError
+from core.evaluation import (
+    PROBA_PREFIX,
+    Threshold,
+    at_threshold,
+    class_probabilities,
+    classification_metrics,
+    decide,
+    verdict,
+    worst_errors,
+)
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
 from core.run_record import load_manifest, read_run, report_from_run
-from core.runs import list_runs, load_model, resolve_run
+from core.runs import list_runs, load_model, resolve_run, save_threshold
 from tests.core.helpers import churn_like, regression_table
 
 MANIFEST_KEYS = {"schema_version", "run_id", "created", "data", "task", "model", "device", "split", "metrics",
                  "baseline", "history", "confusion_matrix", "feature_importance", "timings", "stopped_early",
-                 "cancelled", "versions"}
+                 "cancelled", "versions", "threshold"}
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +137,7 @@ def test_regression_run(tmp_path):
     run_dir = run_job(JobSpec(source=str(path), target="y", runs_dir=str(tmp_path), overrides=Overrides(seed=1)))
     manifest = load_manifest(run_dir)
     assert manifest["task"] == "regression" and manifest["confusion_matrix"] is None
+    assert manifest["threshold"] is None and read_run(run_dir).threshold is None  # no threshold for numbers
     assert manifest["metrics"]["r2"] > 0.8
     assert manifest["metrics"]["r2"] > manifest["baseline"]["dummy_metrics"]["r2"]
     report = report_from_run(run_dir)
@@ -192,3 +204,63 @@ def test_no_skill_baseline_counts_labels_as_text():
     assert baseline_predictions("multiclass", np.array([0, 1, 1, 1]), 1, ("a", "b")).tolist() == [[0.25, 0.75]]
     with pytest.raises(KeyError, match="'3'"):
         baseline_predictions("multiclass", ["1", "3"], 1, ("1", "2"))
+
+
+# ---------------------------------------------------------------- the operating point
+
+
+def test_operating_point_counts_by_hand():
+    """Six rows, positive class "yes" (the last): at 0.5 three are called yes, two of them rightly."""
+    predictions = pd.DataFrame({"true": ["no", "no", "no", "yes", "yes", "yes"],
+                                PROBA_PREFIX + "yes": [0.1, 0.4, 0.6, 0.3, 0.5, 0.9]})
+    point = at_threshold(predictions, ("no", "yes"), 0.5)
+    assert point.positive == "yes" and point.confusion.labels == ("no", "yes")
+    assert point.confusion.matrix.tolist() == [[2, 1], [1, 2]]  # rows true no/yes, columns predicted no/yes
+    assert point.precision == pytest.approx(2 / 3) and point.recall == pytest.approx(2 / 3) and point.n_flagged == 3
+    low = at_threshold(predictions, ("no", "yes"), 0.25)
+    assert low.confusion.matrix.tolist() == [[1, 2], [0, 3]] and low.recall == 1.0 and low.precision == 0.6
+    none = at_threshold(predictions, ("no", "yes"), 0.95)
+    assert none.n_flagged == 0 and none.precision is None and none.recall == 0.0
+    assert decide(np.array([[0.6, 0.4], [0.3, 0.7]]), ("no", "yes"), 0.35).tolist() == [1, 1]
+    assert decide(np.array([[0.6, 0.4], [0.3, 0.7]]), ("no", "yes")).tolist() == [0, 1]  # no threshold: argmax
+
+
+def test_operating_point_lies_on_the_pr_curve(churn_run):
+    report = report_from_run(churn_run[0])
+    run = report.run
+    threshold = float(np.median(run.predictions["proba: yes"]))
+    point = at_threshold(run.predictions, run.classes, threshold)
+    curve = report.pr_curves[0]
+    assert np.isclose(curve.x, point.recall).any() and np.isclose(curve.y, point.precision).any()
+    at_default = at_threshold(run.predictions, run.classes, run.threshold.value)
+    assert at_default.confusion.matrix.tolist() == run.confusion.matrix.tolist()  # 0.5 = the saved argmax
+
+
+def test_binary_runs_record_the_default_threshold(churn_run, tmp_path):
+    run_dir, _ = churn_run
+    assert load_manifest(run_dir)["threshold"] == {"value": 0.5, "metric": None, "chosen_by": "default"}
+    assert read_run(run_dir).threshold == Threshold(0.5, None, "default")
+    older = tmp_path / "runs" / Path(run_dir).name  # saved before the key existed
+    shutil.copytree(run_dir, older)
+    manifest = load_manifest(older)
+    del manifest["threshold"]
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    assert read_run(older).threshold == Threshold(0.5, None, "default")
+
+
+def test_a_saved_threshold_round_trips(churn_run, tmp_path):
+    run_dir, runs = churn_run
+    copy = tmp_path / "runs" / Path(run_dir).name
+    shutil.copytree(run_dir, copy)
+    before = load_manifest(copy)
+    saved = save_threshold(copy.name, 0.3, tmp_path / "runs")  # a bare run id, as the CLI allows
+    assert saved.threshold == Threshold(0.3, None, "you") == read_run(copy).threshold
+    after = load_manifest(copy)
+    assert after["threshold"] == {"value": 0.3, "metric": None, "chosen_by": "you"}
+    assert {k: v for k, v in after.items() if k != "threshold"} == {k: v for k, v in before.items() if k != "threshold"}
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in Path(run_dir).iterdir())  # no temp left
+    with pytest.raises(RunError, match="between 0 and 1"):
+        save_threshold(copy, 1.5, tmp_path / "runs")
+    with pytest.raises(RunError, match="Only runs saved by this app"):
+        save_threshold(run_dir, 0.3, tmp_path / "runs")
+    assert read_run(run_dir).threshold.value == 0.5  # the original, outside that folder, is untouched

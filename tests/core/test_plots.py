@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from core import plots
-from core.evaluation import Confusion, Curve, Importance
+from core.evaluation import Confusion, Curve, Importance, OperatingPoint
 from core.events import EpochEnded, Message, RunFinished, RunStarted, StepEnded
 from core.progress import summarise
 from core.types import DeviceInfo, Plan
@@ -40,6 +40,20 @@ def test_pr_and_roc_legends_carry_the_areas():
     assert "AP 0.812" in pr.data[0].name and pr.data[1].y[0] == 0.3  # the no-skill line at prevalence
     roc = plots.roc_curves([curve])
     assert "AUC 0.812" in roc.data[0].name and "guessing" in roc.data[-1].name
+
+
+def test_pr_curve_marks_the_operating_point_and_the_matrix_names_it():
+    curve = Curve("yes", np.array([0, 0.5, 1.0]), np.array([1.0, 0.8, 0.3]), 0.812, 0.3)
+    conf = Confusion(("no", "yes"), np.array([[8, 2], [1, 9]]))
+    point = OperatingPoint(threshold=0.42, positive="yes", confusion=conf, precision=0.8, recall=0.5, n_flagged=10)
+    assert len(plots.pr_curves([curve]).data) == 2  # no point asked for: none drawn
+    marked = plots.pr_curves([curve], point).data[-1]
+    assert marked.name == "threshold 0.42" and list(marked.x) == [0.5] and list(marked.y) == [0.8]
+    empty = OperatingPoint(threshold=0.99, positive="yes", confusion=conf, precision=None, recall=0.0, n_flagged=0)
+    assert len(plots.pr_curves([curve], empty).data) == 2  # nothing flagged: precision undefined, no dot
+    title = plots.confusion_matrix(conf, threshold=0.42).layout.title.text
+    assert title == "Confusion matrix (counts, threshold 0.42)"
+    assert plots.confusion_matrix(conf).layout.title.text == "Confusion matrix (counts)"
 
 
 def test_importance_bars_largest_on_top_with_error_bars():

@@ -43,3 +43,31 @@ def test_missing_columns_are_named(run):
     with pytest.raises(DataError, match="tenure"):
         run_job(JobSpec(source=str(folder / "bad.csv"), mode="predict", run_dir=str(run_dir),
                         out=str(folder / "bad-out.csv"), runs_dir=str(folder / "runs")))
+
+
+def test_predict_applies_the_runs_threshold(run, tmp_path):
+    """Saved at the median probability, rows between it and 0.5 flip class; confidence follows."""
+    import shutil
+
+    import numpy as np
+
+    from core.predict import predict_table
+    from core.runs import save_threshold
+    from tests.core.helpers import table
+
+    folder, run_dir = run
+    runs = tmp_path / "runs"
+    copy = shutil.copytree(run_dir, runs / run_dir.name)
+    new = table(churn_like(n=200, seed=7).drop(columns=["churned"]))
+    before = predict_table(copy, new, runs)
+    p_yes = before["probability of yes"].to_numpy()
+    threshold = float(np.median(p_yes))
+    assert abs(threshold - 0.5) > 0.02, "the median should be away from 0.5 for rows to flip"
+    save_threshold(copy, threshold, runs)
+    after = predict_table(copy, new, runs)
+    flipped = before["predicted churned"] != after["predicted churned"]
+    between = (p_yes >= min(threshold, 0.5)) & (p_yes < max(threshold, 0.5))
+    assert flipped.any() and (flipped.to_numpy() == between).all()
+    assert (after["predicted churned"] == np.where(p_yes >= threshold, "yes", "no")).all()
+    expected = np.where(after["predicted churned"] == "yes", p_yes, 1 - p_yes)
+    assert np.allclose(after["confidence"], expected)  # the probability of the class predicted
