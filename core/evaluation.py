@@ -345,7 +345,7 @@ class _ColumnScorer:
     def _copy(self, column: Any, perm: np.ndarray) -> np.ndarray:
         out = self.base_out.copy()
         for where, transformer, columns in self.blocks[column]:
-            if transformer == "passthrough" and not isinstance(columns, str):
+            if _passthrough(transformer) and not isinstance(columns, str):
                 # The part's outputs are its inputs in order: only the shuffled one moves.
                 j = where.start + _column_names(columns, list(self.Xc.columns)).index(column)
                 out[:, j] = out[perm, j]
@@ -368,6 +368,14 @@ class _ColumnScorer:
             stacked = np.concatenate([self._copy(c, p) for c, p in group])
             scores.append(_scores(self._predict(stacked), len(group), self.y, self.task, self.final))
         return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def _passthrough(transformer: Any) -> bool:
+    """A fitted ColumnTransformer keeps "passthrough" parts as identity FunctionTransformers."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    return transformer == "passthrough" or (isinstance(transformer, FunctionTransformer)
+                                            and transformer.func is None)
 
 
 def _flat_steps(model: Any) -> list[Any] | None:
