@@ -62,3 +62,46 @@ def synthetic_frame(n_rows: int, seed: int = 0):
     frame["plan"] = plans[plan]
     frame[TARGET] = label
     return frame
+
+
+#: The wide table of the evaluation-cost case: 10,000 rows × 47 feature columns.
+WIDE_NUMERIC = 43
+WIDE_CATEGORICAL = 4
+
+
+def wide_path(n_rows: int) -> Path:
+    return TABLES / f"wide-{VERSION}-{n_rows}.csv"
+
+
+def make_wide(n_rows: int = 10_000) -> dict:
+    """Child task: write the wide table (43 numbers + 4 categories + ``label``) unless it exists."""
+    path = wide_path(n_rows)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        wide_frame(n_rows).to_csv(partial, index=False, float_format="%.4f")
+        partial.replace(path)
+    return {"path": str(path), "bytes": path.stat().st_size}
+
+
+def wide_frame(n_rows: int, seed: int = 0):
+    """43 numeric columns (a dozen informative, one interaction, the rest noise, a few with missing
+    values) and 4 categorical ones (3 to 12 levels, two informative), with a yes/no ``label``."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_rows, WIDE_NUMERIC))
+    weights = np.zeros(WIDE_NUMERIC)
+    weights[:12] = np.linspace(1.0, 0.1, 12) * np.where(np.arange(12) % 2, -1, 1)
+    logit = X @ weights + 0.6 * X[:, 12] * X[:, 13]
+    frame = pd.DataFrame(X, columns=[f"n{i:02d}" for i in range(WIDE_NUMERIC)])
+    for column in ("n20", "n21", "n22"):
+        frame.loc[rng.random(n_rows) < 0.05, column] = np.nan
+    for i, levels in enumerate((3, 5, 8, 12)):
+        codes = rng.integers(0, levels, n_rows)
+        frame[f"c{i}"] = np.array([f"level_{k}" for k in range(levels)])[codes]
+        if i < 2:
+            logit = logit + np.linspace(-0.7, 0.7, levels)[codes]
+    frame[TARGET] = np.where(logit + rng.logistic(size=n_rows) > 0, "yes", "no")
+    return frame

@@ -264,3 +264,87 @@ def test_a_saved_threshold_round_trips(churn_run, tmp_path):
     with pytest.raises(RunError, match="Only runs saved by this app"):
         save_threshold(run_dir, 0.3, tmp_path / "runs")
     assert read_run(run_dir).threshold.value == 0.5  # the original, outside that folder, is untouched
+
+
+def _three_columns(task: str):
+    """An informative, a weak and a noise column (plus a category), a fitted Trainboard pipeline."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from core.features import ColumnCaster
+
+    rng = np.random.default_rng(1)
+    n = 900
+    X = pd.DataFrame({"strong": rng.normal(size=n), "weak": rng.normal(size=n), "noise": rng.normal(size=n),
+                      "group": rng.choice(["a", "b", "c"], n)})
+    y = 3 * X["strong"] + 0.7 * X["weak"] + np.where(X["group"] == "a", 1.0, 0.0) + rng.normal(0, 0.5, n)
+    if task == "binary":
+        y = np.where(y > 0.3, "up", "down")
+    ct = ColumnTransformer([("numeric", "passthrough", ["strong", "weak", "noise"]),
+                            ("categorical", OrdinalEncoder(), ["group"])])
+    ct.set_output(transform="pandas")
+    booster = (HistGradientBoostingClassifier if task == "binary" else HistGradientBoostingRegressor)(
+        max_iter=60, random_state=0)
+    roles = {"strong": "numeric", "weak": "numeric", "noise": "numeric", "group": "categorical"}
+    model = Pipeline([("prep", Pipeline([("cast", ColumnCaster(roles)), ("encode", ct)])), ("model", booster)])
+    model.fit(X[:600], np.asarray(y)[:600])
+    return model, X[600:], np.asarray(y)[600:]
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_transform_once_gives_the_whole_pipelines_importances(task):
+    from core import evaluation
+
+    model, X, y = _three_columns(task)
+    assert evaluation._ColumnScorer.build(model, X.reset_index(drop=True), y, task) is not None  # the fast path ran
+    fast, _ = evaluation.permutation_importances(model, X, y, task, seed=3)
+    plain, _ = evaluation.permutation_importances(model, X, y, task, seed=3, fast=False)
+    # the same shuffles through either path: the same numbers, not merely close ones
+    assert [i.feature for i in fast] == [i.feature for i in plain]
+    assert np.allclose([i.importance for i in fast], [i.importance for i in plain], atol=1e-9)
+    assert np.allclose([i.std for i in fast], [i.std for i in plain], atol=1e-9)
+    by_name = {i.feature: i for i in fast}
+    assert [i.feature for i in fast][:2] == ["strong", "weak"]  # ranking: informative, then weak
+    assert by_name["weak"].importance > 3 * by_name["weak"].std > 0  # the weak one is clearly there
+    assert abs(by_name["noise"].importance) < by_name["weak"].importance / 5
+
+
+def test_importances_match_sklearn_within_the_spread():
+    from sklearn.inspection import permutation_importance
+
+    from core.evaluation import permutation_importances
+
+    model, X, y = _three_columns("binary")
+    ours = {i.feature: i for i in permutation_importances(model, X, y, "binary", seed=0)[0]}
+    theirs = permutation_importance(model, X, y, scoring="neg_log_loss", n_repeats=10, random_state=0)
+    for name, mean, std in zip(X.columns, theirs.importances_mean, theirs.importances_std, strict=True):
+        assert abs(ours[name].importance - mean) <= 3 * max(std, ours[name].std) + 1e-3, name
+
+
+def test_unmappable_models_go_through_the_whole_pipeline():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from core import evaluation
+
+    model, X, y = _three_columns("binary")
+    bare = HistGradientBoostingClassifier(max_iter=30).fit(X[["strong", "weak", "noise"]], y)
+    assert evaluation._ColumnScorer.build(bare, X[["strong", "weak", "noise"]], y, "binary") is None
+    items, _ = evaluation.permutation_importances(bare, X[["strong", "weak", "noise"]], y, "binary")
+    assert items[0].feature == "strong"
+    # a step before the ColumnTransformer that is not a known column-wise cast: no fast path
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    odd = Pipeline([("mix", FunctionTransformer()), *model.steps])
+    assert evaluation._ColumnScorer.build(odd, X, y, "binary") is None
+
+
+def test_settled_columns_stop_early_and_unsettled_ones_do_not():
+    from core.evaluation import IMPORTANCE_REPEATS, MIN_REPEATS, _settled
+
+    assert _settled([0.10, 0.11, 0.09], top=0.1)  # clearly positive
+    assert _settled([0.0001, -0.0001, 0.0], top=0.1)  # clearly negligible
+    assert not _settled([0.01, -0.008, 0.012], top=0.1)  # neither: keep shuffling
+    assert 2 <= MIN_REPEATS < IMPORTANCE_REPEATS
