@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.evaluation import Confusion, Curve, Importance, OperatingPoint
+from core.evaluation import Confusion, Curve, OperatingPoint
+from core.importance import Importance
 
 MAX_POINTS = 2000
 # The title sits at the very top and the legend in its own band below it, above the plot. No

@@ -21,13 +21,13 @@ from core.evaluation import (
     MAIN_METRIC,
     Confusion,
     Curve,
-    Importance,
     Threshold,
     default_threshold,
     pr_curves,
     roc_curves,
     worst_errors,
 )
+from core.importance import Importance
 from core.types import DROPPED_ROLES, DeviceInfo, Task
 
 SCHEMA_VERSION = 1

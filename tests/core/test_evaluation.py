@@ -174,7 +174,7 @@ def test_worst_errors_confidently_wrong_first():
 def test_permutation_importance_finds_the_signal(task):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    from core.evaluation import permutation_importances
+    from core.importance import permutation_importances
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"signal": rng.normal(size=600), "noise": rng.normal(size=600)})
@@ -295,12 +295,12 @@ def _three_columns(task: str):
 
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_transform_once_gives_the_whole_pipelines_importances(task):
-    from core import evaluation
+    from core import importance
 
     model, X, y = _three_columns(task)
-    assert evaluation._ColumnScorer.build(model, X.reset_index(drop=True), y, task) is not None  # the fast path ran
-    fast, _ = evaluation.permutation_importances(model, X, y, task, seed=3)
-    plain, _ = evaluation.permutation_importances(model, X, y, task, seed=3, fast=False)
+    assert importance._ColumnScorer.build(model, X.reset_index(drop=True), y, task) is not None  # the fast path ran
+    fast, _ = importance.permutation_importances(model, X, y, task, seed=3)
+    plain, _ = importance.permutation_importances(model, X, y, task, seed=3, fast=False)
     # the same shuffles through either path: the same numbers, not merely close ones
     assert [i.feature for i in fast] == [i.feature for i in plain]
     assert np.allclose([i.importance for i in fast], [i.importance for i in plain], atol=1e-9)
@@ -314,7 +314,7 @@ def test_transform_once_gives_the_whole_pipelines_importances(task):
 def test_importances_match_sklearn_within_the_spread():
     from sklearn.inspection import permutation_importance
 
-    from core.evaluation import permutation_importances
+    from core.importance import permutation_importances
 
     model, X, y = _three_columns("binary")
     ours = {i.feature: i for i in permutation_importances(model, X, y, "binary", seed=0)[0]}
@@ -326,23 +326,23 @@ def test_importances_match_sklearn_within_the_spread():
 def test_unmappable_models_go_through_the_whole_pipeline():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from core import evaluation
+    from core import importance
 
     model, X, y = _three_columns("binary")
     bare = HistGradientBoostingClassifier(max_iter=30).fit(X[["strong", "weak", "noise"]], y)
-    assert evaluation._ColumnScorer.build(bare, X[["strong", "weak", "noise"]], y, "binary") is None
-    items, _ = evaluation.permutation_importances(bare, X[["strong", "weak", "noise"]], y, "binary")
+    assert importance._ColumnScorer.build(bare, X[["strong", "weak", "noise"]], y, "binary") is None
+    items, _ = importance.permutation_importances(bare, X[["strong", "weak", "noise"]], y, "binary")
     assert items[0].feature == "strong"
     # a step before the ColumnTransformer that is not a known column-wise cast: no fast path
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
     odd = Pipeline([("mix", FunctionTransformer()), *model.steps])
-    assert evaluation._ColumnScorer.build(odd, X, y, "binary") is None
+    assert importance._ColumnScorer.build(odd, X, y, "binary") is None
 
 
 def test_settled_columns_stop_early_and_unsettled_ones_do_not():
-    from core.evaluation import IMPORTANCE_REPEATS, MIN_REPEATS, _settled
+    from core.importance import IMPORTANCE_REPEATS, MIN_REPEATS, _settled
 
     assert _settled([0.10, 0.11, 0.09], top=0.1)  # clearly positive
     assert _settled([0.0001, -0.0001, 0.0], top=0.1)  # clearly negligible

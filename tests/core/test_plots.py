@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 
 from core import plots
-from core.evaluation import Confusion, Curve, Importance, OperatingPoint
+from core.evaluation import Confusion, Curve, OperatingPoint
 from core.events import EpochEnded, Message, RunFinished, RunStarted, StepEnded
+from core.importance import Importance
 from core.progress import summarise
 from core.types import DeviceInfo, Plan
 
