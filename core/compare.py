@@ -241,24 +241,30 @@ def load_comparison(path) -> Comparison:
 
 
 
+def board_row(entry: Entry, n_folds: int | None = None) -> dict:
+    """One leaderboard line for display: the main metric's mean ± std over the folds done (std
+    from two folds on), folds done (of ``n_folds`` while it runs), mean fit seconds, a note."""
+    done = len(entry.fit_s)
+    return {"model": _label(entry.model), "key": entry.model, "metric": entry.metric or None, "mean": entry.mean,
+            "std": entry.std if entry.values.size > 1 else None,
+            "folds": f"{done}/{n_folds}" if done and n_folds else str(done), "fit_s": entry.mean_fit_s,
+            "note": entry.skipped or ""}
+
+
 def leaderboard_rows(events) -> list[dict]:
-    """A live leaderboard from a comparison job's events so far: one row per candidate, best
-    first (mean ± std of the main metric over the folds done, mean fit seconds)."""
-    folds: dict[str, list[FoldEnded]] = {}
-    skipped: dict[str, str] = {}
+    """A live leaderboard from a comparison job's events so far: one ``board_row`` per candidate,
+    best first."""
+    entries: dict[str, Entry] = {}
+    n_folds: dict[str, int] = {}
     for event in list(events):
         if isinstance(event, FoldEnded):
-            folds.setdefault(event.model, []).append(event)
+            entry = entries.setdefault(event.model, Entry(model=event.model, metric=event.metric))
+            entry.metric = event.metric
+            for name, value in event.scores.items():
+                entry.scores.setdefault(name, []).append(value)
+            entry.fit_s.append(event.fit_seconds)
+            n_folds[event.model] = event.n_folds
         elif isinstance(event, CandidateSkipped):
-            skipped[event.model] = event.why
-    rows = []
-    for model in dict.fromkeys([*folds, *skipped]):
-        done = folds.get(model, [])
-        values = np.asarray([v for f in done if (v := f.scores.get(f.metric)) is not None], dtype=float)
-        rows.append({"model": _label(model), "key": model, "metric": done[0].metric if done else None,
-                     "mean": float(values.mean()) if values.size else None,
-                     "std": float(values.std(ddof=1)) if values.size > 1 else None,
-                     "folds": f"{len(done)}/{done[0].n_folds}" if done else "0",
-                     "fit_s": float(np.mean([f.fit_seconds for f in done])) if done else None,
-                     "note": skipped.get(model, "")})
+            entries.setdefault(event.model, Entry(model=event.model, metric="")).skipped = event.why
+    rows = [board_row(entry, n_folds.get(entry.model)) for entry in entries.values()]
     return sorted(rows, key=lambda r: (r["mean"] is None, -(r["mean"] or 0.0)))

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.compare import leaderboard_rows, load_comparison
+from core.compare import board_row, leaderboard_rows, load_comparison
 from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES
 from core.models import comparison_candidates, get_family
@@ -85,9 +85,9 @@ def _result(path: str, prepared: Prepared, spec_base: dict[str, Any], seed: int,
     except TrainboardError as err:
         st.error(str(err))
         return
-    rows = [{"model": get_family(e.model).label + (" ← picked" if e.model == result.best else ""), "key": e.model,
-             "metric": e.metric, "mean": e.mean, "std": e.std, "folds": str(len(e.values)), "fit_s": e.mean_fit_s,
-             "note": e.skipped or ""} for e in result.leaderboard()]
+    rows = [board_row(e) for e in result.leaderboard()]
+    for row in rows:
+        row["model"] += " ← picked" if row["key"] == result.best else ""
     st.dataframe(_table(rows), hide_index=True)
     st.caption(f"Scores are mean ± standard deviation over {result.folds}. Each model was scored on rows "
                "it never trained on; fit time is per fold.")
