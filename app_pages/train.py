@@ -45,8 +45,10 @@ with st.expander("Settings (optional: the automatic choices are sensible)", expa
     seed = right.number_input("Random seed", 0, 10_000, 0, disabled=busy,
                               help="The same seed and data give the same split and the same model.")
     epochs = right.number_input("Most epochs / boosting rounds / trees (0 = automatic)", 0, 5000, 0, disabled=busy)
-    budget = right.number_input("Time budget in seconds (0 = none)", 0, 3600, 0, disabled=busy,
-                                help="Training stops at this time and keeps the best model so far.")
+    budget = right.number_input("Time budget in seconds (0 = automatic)", 0, 3600, 0, disabled=busy,
+                                help="The whole run stops by this time and keeps the best model so far. Automatic: "
+                                     "a budget by the table's size for the automatic contest, none for a model "
+                                     "you chose.")
     flip = kind == "images" and left.checkbox(
         "Mirror images while training", disabled=busy,
         help="Only when a mirrored picture keeps its class (a cat is still a cat; a 'b' becomes a 'd').")
@@ -60,7 +62,7 @@ except TrainboardError as err:
     st.error(str(err))
     st.stop()
 
-st.subheader(f"The plan: {get_family(plan.model).label}")
+st.subheader("The plan: an automatic contest" if plan.is_contest else f"The plan: {get_family(plan.model).label}")
 st.markdown("\n".join(f"- {reason}" for reason in plan.reasons))
 
 if st.button("Start training", type="primary", disabled=busy, icon=":material/play_arrow:"):

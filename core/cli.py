@@ -16,6 +16,7 @@ from typing import TextIO
 from core.errors import TrainboardError
 from core.events import (
     CandidateSkipped,
+    ContestEnded,
     EpochEnded,
     Event,
     FoldEnded,
@@ -44,8 +45,12 @@ class PrintSink:
     def format(event: Event) -> str | None:
         if isinstance(event, RunStarted):
             reasons = "\n".join(f"  - {r}" for r in event.plan.reasons)
-            return (f"training {event.plan.model} on {event.device.badge}: {event.n_train} training rows, "
+            what = ("an automatic contest (" + ", ".join(c.name for c in event.plan.contest) + ")"
+                    if event.plan.is_contest else event.plan.model)
+            return (f"training {what} on {event.device.badge}: {event.n_train} training rows, "
                     f"{event.n_valid} validation rows\n{reasons}")
+        if isinstance(event, ContestEnded):
+            return f"contest chose {event.label}\n" + "\n".join(f"  - {r}" for r in event.reasons)
         if isinstance(event, EpochEnded):
             of = f"/{event.max_epochs}" if event.max_epochs else ""
             extra = "".join(f" {k} {v:.4f}" for k, v in event.metrics.items())
@@ -77,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR))
     train.add_argument("--max-epochs", type=int, help="most epochs (neural nets), boosting rounds or trees")
-    train.add_argument("--time-budget", type=float, help="seconds; training stops there and keeps the best")
+    train.add_argument("--time-budget", type=float, help="seconds for the whole run (default for --model auto: by the table's size); it stops there and keeps the best")
     train.add_argument("--valid-fraction", type=float, help="share of rows held out for validation")
 
     predict = sub.add_parser("predict", help="apply a saved run to new data")

@@ -12,20 +12,23 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from core.errors import RunError
-from core.evaluation import MAIN_METRIC, class_probabilities, metrics_for
+from core.evaluation import MAIN_METRIC, METRIC_NAMES, class_probabilities, metrics_for
 from core.events import Callback, CandidateSkipped, FoldEnded, Message, NeverStop, StopFlag, ignore
-from core.models import comparison_candidates, get_family
-from core.models.base import DataSummary, FitContext
+from core.models import comparison_candidates, device_for, get_family
+from core.models.base import DataSummary, FitContext, Fitted
 from core.planner import is_imbalanced, summarise_data
-from core.training import device_for, split_rows
-from core.types import DeviceInfo, Prepared
+from core.splits import split_rows
+from core.types import Candidate, DeviceInfo, Prepared
+
+Folds = list[tuple[np.ndarray, np.ndarray]]
 
 DEFAULT_BUDGET_S = 60.0
 FOLD_METRICS = {"binary": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
@@ -37,11 +40,24 @@ FOLD_METRICS = {"binary": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc
 class Entry:
     """One candidate's line on the leaderboard."""
 
-    model: str
+    model: str  # the candidate's name: a registry key, or a variant's name ("hgb-log")
     metric: str
     scores: dict[str, list[float | None]] = field(default_factory=dict)
     fit_s: list[float] = field(default_factory=list)
     skipped: str | None = None
+    candidate: Candidate | None = None  # what was scored (None: the family ``model`` as tuned)
+    #: Out-of-fold predictions over the compared rows (class probabilities, or values), NaN where
+    #: no fold scored a row; only kept when ``compare(keep=True)``, like ``fitted``, the last fold's model.
+    oof: np.ndarray | None = field(default=None, repr=False)
+    fitted: Fitted | None = field(default=None, repr=False)
+
+    @property
+    def family(self) -> str:
+        return self.candidate.model if self.candidate else self.model
+
+    @property
+    def label(self) -> str:
+        return self.candidate.label if self.candidate else get_family(self.model).label
 
     @property
     def values(self) -> np.ndarray:
@@ -64,14 +80,24 @@ class Entry:
         return float(np.mean(self.fit_s)) if self.fit_s else None
 
     def as_dict(self) -> dict:
-        return {"model": self.model, "metric": self.metric, "mean": self.mean, "std": self.std,
-                "fit_s": self.mean_fit_s, "fold_seconds": list(self.fit_s), "scores": self.scores,
-                "skipped": self.skipped}
+        out = {"model": self.model, "metric": self.metric, "mean": self.mean, "std": self.std,
+               "fit_s": self.mean_fit_s, "fold_seconds": list(self.fit_s), "scores": self.scores,
+               "skipped": self.skipped}
+        if self.candidate is not None:
+            out.update(family=self.candidate.model, label=self.candidate.label, params=dict(self.candidate.params),
+                       as_category=list(self.candidate.as_category), note=self.candidate.note)
+        return out
 
     @classmethod
     def from_dict(cls, saved: dict) -> Entry:
+        candidate = None
+        if "family" in saved:
+            candidate = Candidate(name=saved["model"], model=saved["family"], label=saved.get("label") or saved["family"],
+                                  params=dict(saved.get("params") or {}),
+                                  as_category=tuple(saved.get("as_category") or ()), note=saved.get("note") or "")
         return cls(model=saved["model"], metric=saved["metric"], scores=dict(saved.get("scores") or {}),
-                   fit_s=[float(s) for s in saved.get("fold_seconds") or ()], skipped=saved.get("skipped"))
+                   fit_s=[float(s) for s in saved.get("fold_seconds") or ()], skipped=saved.get("skipped"),
+                   candidate=candidate)
 
 
 @dataclass
@@ -118,95 +144,150 @@ def choose_folds(y, task: str, n_folds: int | None, seed: int) -> tuple[list[tup
     return folds, words + f" on {n:,} rows"
 
 
-def compare(data: Prepared, candidates: tuple[str, ...] | None = None, n_folds: int | None = None,
+def as_candidate(candidate: str | Candidate, summary: DataSummary) -> Candidate:
+    """A registry key becomes the candidate its family tunes for ``summary``."""
+    if isinstance(candidate, Candidate):
+        return candidate
+    family = get_family(candidate)
+    return Candidate(name=candidate, model=candidate, label=family.label, params=family.tune(summary).params)
+
+
+def compare(data: Prepared, candidates: Sequence[str | Candidate] | None = None, n_folds: int | None = None,
             time_budget: float = DEFAULT_BUDGET_S, seed: int = 0, on_event: Callback = ignore,
-            stop: StopFlag | None = None, device: DeviceInfo | None = None) -> Comparison:
+            stop: StopFlag | None = None, device: DeviceInfo | None = None, *, folds: Folds | None = None,
+            fold_words: str = "", keep: bool = False, reserve: Callable[[float], float] | None = None,
+            stop_on_held_out: bool = False) -> Comparison:
     """Score every candidate (default: the registry's) on identical folds and pick one (simplest
-    within one standard error). ``device`` is where a torch model would train, as for the plan."""
+    within one standard error). ``device`` is where a torch model would train, as for the plan.
+
+    The automatic contest (``core.contest``) passes its own ``folds`` (with ``fold_words``),
+    ``keep=True`` to keep each candidate's out-of-fold predictions and last model, ``reserve`` (the
+    seconds to hold back after the contest if a candidate taking ``per_fold`` seconds wins), and
+    ``stop_on_held_out`` for one large held-apart slice that early stopping may watch too.
+    """
     stop = stop or NeverStop()
-    candidates = candidates or comparison_candidates("tabular")
-    task, metric = data.task, MAIN_METRIC[data.task]
     summary = summarise_data(data, device=device)
-    folds, fold_words = choose_folds(data.y, task, n_folds, seed)
-    entries = [Entry(model=c, metric=metric) for c in candidates]
+    entries = [Entry(model=c.name, metric=MAIN_METRIC[data.task], candidate=c)
+               for c in (as_candidate(c, summary) for c in candidates or comparison_candidates("tabular"))]
+    if folds is None:
+        folds, fold_words = choose_folds(data.y, data.task, n_folds, seed)
+    on_event(Message("info", f"Comparing {len(entries)} candidates with {fold_words}, within {time_budget:.0f} s."))
+    _score_all(entries, data, summary, folds, time_budget, seed, on_event, stop, keep, reserve or (lambda s: 0.0),
+               stop_on_held_out)
+    best, reasons = pick(entries, MAIN_METRIC[data.task], len(folds))
+    return Comparison(metric=MAIN_METRIC[data.task], folds=fold_words, entries=entries, best=best, reasons=reasons)
+
+
+def _score_all(entries: list[Entry], data: Prepared, summary: DataSummary, folds: Folds, time_budget: float, seed: int,
+               on_event: Callback, stop: StopFlag, keep: bool, reserve: Callable[[float], float],
+               stop_on_held_out: bool) -> None:
+    """Every candidate on every fold, cheapest first, skipping what the budget cannot hold."""
     started = time.perf_counter()
     previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
-    on_event(Message("info", f"Comparing {len(candidates)} candidates with {fold_words}, "
-                             f"within {time_budget:g} s."))
+    first = next((e for e in entries if get_family(e.family).role != "no_skill"), None)
     for entry in entries:
+        role = get_family(entry.family).role
         for k, (train, valid) in enumerate(folds, start=1):
             if stop.is_set():
                 entry.skipped = "stopped by you"
                 break
             elapsed = time.perf_counter() - started
             per_fold = float(np.mean(entry.fit_s)) if entry.fit_s else previous_fold_s
-            if get_family(entry.model).role != "no_skill" and elapsed + per_fold > time_budget:
-                entry.skipped = (f"skipped: the {time_budget:g} s budget would run out"
+            # The no-skill guess costs nothing, and the first real candidate (the simplest, quick)
+            # always runs: a contest must end with a model.
+            if entry is not first and role != "no_skill" and elapsed + per_fold + reserve(per_fold) > time_budget:
+                entry.skipped = (f"skipped: the {time_budget:.0f} s budget would run out"
                                  + (f" (one fold takes about {per_fold:.1f} s)" if per_fold else ""))
                 break
             t0 = time.perf_counter()
-            scores = _score_fold(entry.model, data, summary, train, valid, seed, stop)
+            left = None if role == "no_skill" else max(time_budget - elapsed - reserve(per_fold), 1.0)
+            scores, prediction, fitted = _score_fold(entry.candidate, data, summary, train, valid, seed, stop, left,
+                                                     stop_on_held_out)
             seconds = time.perf_counter() - t0
+            if fitted.cancelled:  # stopped mid-fold: its score is of a half-grown model
+                entry.skipped = "stopped by you"
+                break
             entry.fit_s.append(seconds)
-            for name in FOLD_METRICS[task]:
+            for name in FOLD_METRICS[data.task]:
                 entry.scores.setdefault(name, []).append(scores.get(name))
-            on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), metric=metric, scores=scores,
-                               fit_seconds=seconds))
+            if keep:
+                entry.oof = _store(entry.oof, prediction, valid, len(data.y))
+                entry.fitted = fitted
+            on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), metric=entry.metric, scores=scores,
+                               fit_seconds=seconds, label=entry.label))
         if entry.fit_s:
             previous_fold_s = float(np.mean(entry.fit_s))
         if entry.skipped:
-            entry.scores, entry.fit_s = ({}, []) if len(entry.fit_s) < len(folds) else (entry.scores, entry.fit_s)
-            on_event(CandidateSkipped(model=entry.model, why=entry.skipped))
-    best, reasons = pick(entries, metric, len(folds))
-    return Comparison(metric=metric, folds=fold_words, entries=entries, best=best, reasons=reasons)
+            if len(entry.fit_s) < len(folds) and not keep:
+                entry.scores, entry.fit_s = {}, []
+            on_event(CandidateSkipped(model=entry.model, why=entry.skipped, label=entry.label))
 
 
-def pick(entries: list[Entry], metric: str, n_folds: int) -> tuple[str | None, tuple[str, ...]]:
-    """The best real model, preferring the simpler one when it is within one standard error."""
-    real = [e for e in entries if get_family(e.model).role != "no_skill" and e.complete and e.mean is not None]
+def _store(oof: np.ndarray | None, prediction: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    if oof is None:
+        oof = np.full((n, *prediction.shape[1:]), np.nan)
+    oof[rows] = prediction
+    return oof
+
+
+def pick(entries: list[Entry], metric: str, n_folds: int, se_of: Callable[[Entry], float] | None = None
+         ) -> tuple[str | None, tuple[str, ...]]:
+    """The best real model, preferring the simpler one when it is within one standard error
+    (over the folds; ``se_of`` may measure it otherwise, e.g. by bootstrap on a single slice)."""
+    real = [e for e in entries if get_family(e.family).role != "no_skill" and e.complete and e.mean is not None]
     if not real:
         return None, ("No candidate finished within the budget: raise the time budget.",)
     top = max(real, key=lambda e: e.mean)
-    se = (top.std or 0.0) / math.sqrt(max(n_folds, 1))
+    se = se_of(top) if se_of else (top.std or 0.0) / math.sqrt(max(n_folds, 1))
     close = [e for e in real if e.mean >= top.mean - se]
-    chosen = min(close, key=lambda e: _simplicity(e.model))
-    name = _label(chosen.model)
-    reasons = [f"{_label(top.model)} scored best: {metric} {top.mean:.3f} ± {top.std or 0:.3f} over the folds."]
+    chosen = min(close, key=_simplicity)
+    reasons = [f"{top.label} scored best: {METRIC_NAMES[metric]} {top.mean:.3f} ± {top.std or 0:.3f}"
+               + (" over the folds." if n_folds > 1 else " on the held-apart rows.")]
     if chosen is not top:
-        reasons.append(f"{name} scored {chosen.mean:.3f}, within one standard error ({se:.3f}) of the best, and "
-                       "is simpler, so it is preferred: a difference that small is within the noise of the folds.")
-    guess = next((e for e in entries if get_family(e.model).role == "no_skill" and e.mean is not None), None)
+        reasons.append(f"{chosen.label} scored {chosen.mean:.3f}, within one standard error ({se:.3f}) of the best: "
+                       f"within noise, so the simpler {chosen.label.lower()} is kept.")
+    guess = next((e for e in entries if get_family(e.family).role == "no_skill" and e.mean is not None), None)
     if guess is not None and chosen.mean - guess.mean < max(se, 0.01):
         reasons.append("Warning: no model clearly beats guessing — the columns may not predict the target.")
     return chosen.model, tuple(reasons)
 
 
-def _simplicity(model: str) -> float:
-    order = get_family(model).comparison_order
-    return float("inf") if order is None else order
+def _simplicity(entry: Entry) -> tuple[float, int]:
+    """Simpler first: the family's comparison order, then a family's own settings before a variant."""
+    order = get_family(entry.family).comparison_order
+    return (float("inf") if order is None else order, int(bool(entry.candidate and entry.candidate.note)))
 
 
-def _label(model: str) -> str:
-    return get_family(model).label
+def with_categories(data: Prepared, names: Sequence[str]) -> Prepared:
+    """``data`` with the number columns ``names`` read as categories (codes and IDs stored as numbers)."""
+    if not names:
+        return data
+    columns = tuple(replace(c, role="categorical", reason="a code stored as a number: read as a category")
+                    if c.name in names else c for c in data.columns)
+    return replace(data, columns=columns)
 
 
-def _score_fold(model: str, data: Prepared, summary: DataSummary, train: np.ndarray, valid: np.ndarray, seed: int,
-                stop: StopFlag) -> dict[str, float | None]:
+def _score_fold(candidate: Candidate, data: Prepared, summary: DataSummary, train: np.ndarray, valid: np.ndarray,
+                seed: int, stop: StopFlag, time_left: float | None = None, stop_on_held_out: bool = False
+                ) -> tuple[dict[str, float | None], np.ndarray, Fitted]:
     X, y, task, classes = data.X, data.y, data.task, data.classes
-    # Early stopping looks at a slice of the training part only: the fold's rows stay unseen.
-    inner_train, inner_valid = split_rows(y.iloc[train].to_numpy(), task, 0.1, seed)
-    fit_rows, stop_rows = train[inner_train], train[inner_valid]
-    family = get_family(model)
+    if stop_on_held_out:  # one large held-apart slice: early stopping may watch it too
+        fit_rows, stop_rows = train, valid
+    else:  # early stopping looks at a slice of the training part only: the fold's rows stay unseen
+        inner_train, inner_valid = split_rows(y.iloc[train].to_numpy(), task, 0.1, seed)
+        fit_rows, stop_rows = train[inner_train], train[inner_valid]
+    family = get_family(candidate.model)
     ctx = FitContext(X_train=X.iloc[fit_rows], y_train=y.iloc[fit_rows], X_valid=X.iloc[stop_rows],
-                     y_valid=y.iloc[stop_rows], task=task, classes=classes, params=family.tune(summary).params,
-                     seed=seed, device=device_for(model), emit=ignore, stop=stop, prepared=data,
-                     imbalanced=is_imbalanced(y.iloc[fit_rows], classes))
-    fitted = family.fit(ctx).model
+                     y_valid=y.iloc[stop_rows], task=task, classes=classes, params=dict(candidate.params),
+                     seed=seed, device=device_for(candidate.model), emit=ignore, stop=stop,
+                     prepared=with_categories(data, candidate.as_category),
+                     imbalanced=is_imbalanced(y.iloc[fit_rows], classes), time_budget=time_left)
+    fitted = family.fit(ctx)
     if task == "regression":
-        prediction = np.asarray(fitted.predict(X.iloc[valid]), dtype=float)
+        prediction = np.asarray(fitted.model.predict(X.iloc[valid]), dtype=float)
     else:
-        prediction = class_probabilities(fitted, X.iloc[valid], classes)
-    return _fold_scores(task, classes, y.iloc[valid], prediction)
+        prediction = class_probabilities(fitted.model, X.iloc[valid], classes)
+    return _fold_scores(task, classes, y.iloc[valid], prediction), prediction, fitted
 
 
 def _fold_scores(task, classes, y_valid, prediction) -> dict[str, float | None]:
@@ -245,7 +326,7 @@ def board_row(entry: Entry, n_folds: int | None = None) -> dict:
     """One leaderboard line for display: the main metric's mean ± std over the folds done (std
     from two folds on), folds done (of ``n_folds`` while it runs), mean fit seconds, a note."""
     done = len(entry.fit_s)
-    return {"model": _label(entry.model), "key": entry.model, "metric": entry.metric or None, "mean": entry.mean,
+    return {"model": entry.label, "key": entry.model, "metric": entry.metric or None, "mean": entry.mean,
             "std": entry.std if entry.values.size > 1 else None,
             "folds": f"{done}/{n_folds}" if done and n_folds else str(done), "fit_s": entry.mean_fit_s,
             "note": entry.skipped or ""}
@@ -258,13 +339,21 @@ def leaderboard_rows(events) -> list[dict]:
     n_folds: dict[str, int] = {}
     for event in list(events):
         if isinstance(event, FoldEnded):
-            entry = entries.setdefault(event.model, Entry(model=event.model, metric=event.metric))
+            entry = entries.setdefault(event.model, _live_entry(event.model, event.metric, event.label))
             entry.metric = event.metric
             for name, value in event.scores.items():
                 entry.scores.setdefault(name, []).append(value)
             entry.fit_s.append(event.fit_seconds)
             n_folds[event.model] = event.n_folds
         elif isinstance(event, CandidateSkipped):
-            entries.setdefault(event.model, Entry(model=event.model, metric="")).skipped = event.why
-    rows = [board_row(entry, n_folds.get(entry.model)) for entry in entries.values()]
+            entries.setdefault(event.model, _live_entry(event.model, "", event.label)).skipped = event.why
+    rows = [board_row(entry, n_folds.get(entry.model)) for entry in entries.values() if entry.metric or entry.skipped]
     return sorted(rows, key=lambda r: (r["mean"] is None, -(r["mean"] or 0.0)))
+
+
+def _live_entry(model: str, metric: str, label: str) -> Entry:
+    """A leaderboard line for a candidate known only from its events: its name and label (enough
+    to draw; a live line is never picked from)."""
+    if not label:
+        return Entry(model=model, metric=metric)
+    return Entry(model=model, metric=metric, candidate=Candidate(name=model, model=model, label=label))

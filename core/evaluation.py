@@ -97,11 +97,13 @@ def _clean(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> dict[str, float | None]:
-    """Metrics from true labels and class probabilities (columns in ``classes`` order)."""
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: tuple[str, ...],
+                           threshold: float | None = None) -> dict[str, float | None]:
+    """Metrics from true labels and class probabilities (columns in ``classes`` order); the
+    class decisions (accuracy, F1) at a binary run's ``threshold`` when it has one."""
     classes_arr = np.asarray(classes, dtype=object)
     index = label_index(y_true, classes)
-    pred_index = proba.argmax(axis=1)
+    pred_index = decide(proba, classes, threshold)
     out = {
         "accuracy": skm.accuracy_score(index, pred_index),
         "balanced_accuracy": skm.balanced_accuracy_score(index, pred_index),
@@ -161,18 +163,20 @@ def baseline_predictions(task: Task, y_train, n_valid: int, classes: tuple[str, 
     return np.tile(shares, (n_valid, 1))
 
 
-def metrics_for(task: Task, classes: tuple[str, ...], y_true, prediction: np.ndarray) -> dict[str, float | None]:
-    """Classification: ``prediction`` is class probabilities; regression: predicted values."""
+def metrics_for(task: Task, classes: tuple[str, ...], y_true, prediction: np.ndarray,
+                threshold: float | None = None) -> dict[str, float | None]:
+    """Classification: ``prediction`` is class probabilities (decided at ``threshold`` for two
+    classes, when given); regression: predicted values."""
     if task == "regression":
         return regression_metrics(y_true, prediction)
-    return classification_metrics(np.asarray(y_true, dtype=object).astype(str), prediction, classes)
+    return classification_metrics(np.asarray(y_true, dtype=object).astype(str), prediction, classes, threshold)
 
 
 # ---------------------------------------------------------------- predictions and importances
 
 
 def predictions_frame(task: Task, classes: tuple[str, ...], y_true, prediction: np.ndarray,
-                      rows: np.ndarray) -> pd.DataFrame:
+                      rows: np.ndarray, threshold: float | None = None) -> pd.DataFrame:
     """One row per validation example: its row number, the truth, the prediction and the
     probabilities (classification) or residual (regression). Saved with the run."""
     frame = pd.DataFrame({"row": np.asarray(rows, dtype=np.int64)})
@@ -182,7 +186,8 @@ def predictions_frame(task: Task, classes: tuple[str, ...], y_true, prediction: 
         frame["residual"] = frame["true"] - frame["predicted"]
         return frame
     frame["true"] = pd.Series(np.asarray(y_true, dtype=object).astype(str), dtype=object)
-    frame["predicted"] = pd.Series(np.asarray(classes, dtype=object)[prediction.argmax(axis=1)], dtype=object)
+    frame["predicted"] = pd.Series(np.asarray(classes, dtype=object)[decide(prediction, classes, threshold)],
+                                   dtype=object)
     for i, c in enumerate(classes):
         frame[PROBA_PREFIX + c] = prediction[:, i]
     return frame
@@ -339,7 +344,9 @@ def evaluate(result: Any, classes: tuple[str, ...], row_labels: Any = None,
     if not is_table and task != "regression":
         y_valid = np.asarray(classes, dtype=object)[np.asarray(y_valid)]  # image labels are class indexes
     main = _predict(result.main.model, X_valid, task, classes)
-    metrics = metrics_for(task, classes, y_valid, main)
+    chosen = getattr(result, "threshold", None)  # the contest's out-of-fold threshold; None: 0.5
+    threshold = chosen.value if chosen is not None else None
+    metrics = metrics_for(task, classes, y_valid, main, threshold)
     baseline_metrics = {}
     if result.baseline is not None:
         baseline_metrics = metrics_for(task, classes, y_valid, _predict(result.baseline.model, X_valid, task, classes))
@@ -349,7 +356,7 @@ def evaluate(result: Any, classes: tuple[str, ...], row_labels: Any = None,
     dummy = metrics_for(task, classes, y_valid,
                         baseline_predictions(task, y_train, len(result.valid_index), classes))
     rows = np.asarray(X_valid.index) + 1 if is_table else result.valid_index
-    predictions = predictions_frame(task, classes, y_valid, main, rows)
+    predictions = predictions_frame(task, classes, y_valid, main, rows, threshold)
     worst = worst_errors(predictions, task)
     if is_table and not worst.empty:
         features = X_valid.loc[worst["row"].to_numpy() - 1]

@@ -64,6 +64,7 @@ class FoldEnded:
     metric: str  # the headline metric among ``scores``
     scores: dict[str, float | None]
     fit_seconds: float
+    label: str = ""  # the candidate in words ("Histogram gradient boosting (log target)"); "" = the family's
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,37 @@ class CandidateSkipped:
 
     model: str
     why: str
+    label: str = ""  # the candidate in words; "" = the family's label
 
 
-Event = RunStarted | StepEnded | EpochEnded | Message | RunFinished | FoldEnded | CandidateSkipped
+@dataclass(frozen=True)
+class ContestStarted:
+    """The automatic contest begins (``core.contest``): who competes, how they are judged, the
+    whole run's budget and when it runs out (``ends_by``, a ``time.time()`` reading; None: no budget)."""
+
+    candidates: tuple[tuple[str, str], ...]  # (name, label), in the order they are scored
+    folds: str  # how the training rows are split to judge them, in words
+    n_folds: int
+    metric: str
+    budget_s: float | None
+    ends_by: float | None
+
+
+@dataclass(frozen=True)
+class ContestEnded:
+    """The contest chose: ``model`` (a registry key, or "blend") is refitted or kept, as
+    ``reasons`` say; ``curve_unit`` is the unit of the curve that follows (the refit's)."""
+
+    winner: str  # candidate name
+    model: str
+    label: str
+    curve_unit: str
+    reasons: tuple[str, ...]
+    blended: tuple[str, ...] = ()
+
+
+Event = (RunStarted | StepEnded | EpochEnded | Message | RunFinished | FoldEnded | CandidateSkipped | ContestStarted
+         | ContestEnded)
 Callback = Callable[[Event], None]
 
 

@@ -112,7 +112,7 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     # through the fit (the size of the file again, on a large CSV).
     parts = split_data(prepared, the_plan, keep_rows=False)
     prepared = parts.data
-    result = fit_split(parts, the_plan, on_event, stop)
+    result = fit_split(parts, the_plan, on_event, stop, started=t0)
     del parts
     timings["fit_s"] = round(result.fit_seconds, 3)
     timings["baseline_s"] = round(result.baseline_seconds, 3)

@@ -17,7 +17,14 @@ from core.errors import PlanError
 from core.features import NATIVE_CATEGORY_LIMIT
 from core.models import baseline_for, families, get_family, trainable
 from core.models.base import LARGE_TABLE, DataSummary
-from core.types import DeviceInfo, ImageData, Plan, Prepared
+from core.types import AUTO, Candidate, DeviceInfo, ImageData, Plan, Prepared
+
+#: The whole run's default time budget (seconds) by table rows: (up to rows, seconds). A small table's
+#: contest is done well inside it; a large one's budget leaves out what cannot finish.
+DEFAULT_BUDGETS = ((10_000, 18.0), (100_000, 60.0), (500_000, 120.0), (None, 180.0))
+#: A number column is tried as a category (a code, an ID, a count) when it holds whole numbers with
+#: this many distinct values at most, and the table is no larger than CODES_ROWS.
+CODE_VALUES, CODES_ROWS = 50, 100_000
 
 TASK_WORDS = {"binary": "a yes/no (binary) target", "multiclass": "a target with several classes",
               "regression": "a numeric target (regression)"}
@@ -58,6 +65,8 @@ def plan(data: Prepared | ImageData, overrides: Overrides | None = None,
     overrides = overrides or Overrides()
     summary = summarise_data(data, overrides, device)
     reasons = _describe_images(data) if isinstance(data, ImageData) else _describe_table(data)
+    if isinstance(data, Prepared) and (overrides.model or AUTO) == AUTO:
+        return _contest_plan(data, summary, overrides, reasons)
     model, why = _choose_model(summary, overrides)
     family = get_family(model)
     tuned = family.tune(summary)
@@ -76,6 +85,82 @@ def plan(data: Prepared | ImageData, overrides: Overrides | None = None,
                 baseline=baseline, baseline_params=get_family(baseline).tune(summary).params if baseline else {},
                 valid_fraction=summary.valid_fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
                 time_budget=overrides.time_budget, n_rows=summary.n_rows)
+
+
+def default_budget(n_rows: int) -> float:
+    """The whole run's time budget when the user sets none, by the table's size."""
+    return next(seconds for rows, seconds in DEFAULT_BUDGETS if rows is None or n_rows <= rows)
+
+
+def _contest_plan(data: Prepared, summary: DataSummary, overrides: Overrides, reasons: list[str]) -> Plan:
+    """Automatic on a table: a contest between the families that suit its size (``core.contest``)."""
+    candidates = contest_candidates(data, summary)
+    budget = overrides.time_budget or default_budget(summary.n_rows)
+    chosen = "you set" if overrides.time_budget else f"the default for {summary.n_rows:,} rows"
+    words = ", ".join(c.label.lower() + (f" ({c.note})" if c.note else "") for c in candidates)
+    reasons += [f"Automatic: {len(candidates)} candidates compete — {words} — and the best is delivered. They are "
+                "judged on the training rows only (cross-validation, or one held-apart slice of a large table); "
+                "the simpler model wins when scores are within the noise.",
+                f"The whole run, contest included, takes at most {budget:.0f} s ({chosen}); what cannot finish in "
+                "time is left out and said so."]
+    for c in candidates:
+        reasons += [r for r in get_family(c.model).tune(summary).reasons if r not in reasons]
+    reasons.append(_split_reason(summary, overrides))
+    return Plan(model=AUTO, task=summary.task, reasons=tuple(reasons), params={}, baseline=None,
+                valid_fraction=summary.valid_fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
+                time_budget=budget, n_rows=summary.n_rows, contest=candidates)
+
+
+def contest_candidates(data: Prepared, summary: DataSummary) -> tuple[Candidate, ...]:
+    """The contest's portfolio, simplest first: each family that enters at this size, with its own
+    settings, plus variants where the data asks a question only scores can answer: the log scale
+    for a positive, skewed target, and number columns that may be codes."""
+    codes = _code_columns(data) if summary.n_rows <= CODES_ROWS else ()
+    log_question = summary.task == "regression" and _positive_skewed(data.y)
+    ranked = sorted((f for f in families("tabular") if f.enters_contest(summary)), key=lambda f: f.comparison_order)
+    mains, variants = [], []
+    for family in ranked:
+        params = {**family.tune(summary).params, **summary.user_params}
+        mains.append(Candidate(name=family.key, model=family.key, label=family.label, params=params))
+        if family.family != "sklearn" or family.key == "forest":
+            continue  # variants for the quick ones: a forest or a network per variant costs too much
+        if log_question:
+            log = not params.get("log_target", False)
+            variants.append(Candidate(name=f"{family.key}-{'log' if log else 'raw'}", model=family.key,
+                                      label=f"{family.label} ({'log target' if log else 'original scale'})",
+                                      params={**params, "log_target": log},
+                                      note="the target on a log scale" if log else "the target on its own scale"))
+        if codes:
+            variants.append(Candidate(name=f"{family.key}-codes", model=family.key, label=f"{family.label} (codes)",
+                                      params=params, as_category=codes,
+                                      note=f"{', '.join(codes[:3])}{' …' if len(codes) > 3 else ''} read as "
+                                           "categories"))
+    # Scored in this order until the budget runs out: the quick families, their variants, then
+    # the neural network (slow on a CPU, and it rarely wins on a small table).
+    quick = [c for c in mains if get_family(c.model).family == "sklearn"]
+    return (*quick, *variants, *(c for c in mains if c not in quick))
+
+
+def _code_columns(data: Prepared) -> tuple[str, ...]:
+    """Number columns of whole numbers with few distinct values: perhaps codes, IDs or counts."""
+    names = []
+    for c in data.used_columns:
+        if c.role != "numeric" or not 3 <= c.n_unique <= CODE_VALUES:
+            continue
+        values = np.asarray(data.X[c.name], dtype=float) if c.name in data.X else np.empty(0)
+        values = values[np.isfinite(values)]
+        if values.size and np.all(values == np.round(values)):
+            names.append(c.name)
+    return tuple(names)
+
+
+def _positive_skewed(y) -> bool:
+    """A positive target leaning right: whether its log scale fits better is for the contest to say."""
+    values = np.asarray(y, dtype=float)
+    if values.size < 20 or values.min() <= 0:
+        return False
+    centred = values - values.mean()
+    return float(np.mean(centred**3) / (np.std(values) ** 3 + 1e-12)) > 0.5
 
 
 def summarise_data(data: Prepared | ImageData, overrides: Overrides | None = None,

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.events import EpochEnded, Event, Message, RunFinished, RunStarted, StepEnded
+from core.events import (
+    ContestEnded,
+    ContestStarted,
+    EpochEnded,
+    Event,
+    FoldEnded,
+    Message,
+    RunFinished,
+    RunStarted,
+    StepEnded,
+)
 from core.models import get_family
 from core.types import DeviceInfo, Plan
 
@@ -27,6 +37,15 @@ class Progress:
     messages: tuple[Message, ...] = ()
     finished: RunFinished | None = None
     fraction: float = 0.0  # 0..1 of the planned maximum (training may stop earlier)
+    contest: ContestStarted | None = None  # an automatic run's contest, once it began
+    chosen: ContestEnded | None = None  # …and its choice, once made
+    folds_done: int = 0  # candidate folds scored so far
+
+    def seconds_left(self, now: float) -> float | None:
+        """What remains of an automatic run's budget at ``now`` (``time.time()``); None: no budget."""
+        if self.contest is None or self.contest.ends_by is None:
+            return None
+        return max(0.0, self.contest.ends_by - now)
 
     @property
     def started(self) -> bool:
@@ -45,6 +64,11 @@ class Progress:
         if not self.started:
             return "Loading the data…"
         last = self.last_epoch
+        if self.contest is not None and self.chosen is None:
+            total = len(self.contest.candidates) * self.contest.n_folds
+            return (f"Contest: {self.folds_done} of up to {total} candidate folds scored on {self.contest.folds}.")
+        if self.chosen is not None and last is None:
+            return f"The contest chose {self.chosen.label}: fitting it on every training row…"
         if last is None:
             if self.plan.baseline:
                 return "Fitting the baseline, then the main model…"
@@ -56,7 +80,11 @@ class Progress:
     @property
     def curve_unit(self) -> str:
         """What one step of the curve is for the model being trained: "epoch", "boosting round"…"""
-        return get_family(self.plan.model).curve_unit if self.plan else "epoch"
+        if self.chosen is not None:
+            return self.chosen.curve_unit
+        if self.plan is None or self.plan.is_contest:
+            return "epoch"
+        return get_family(self.plan.model).curve_unit
 
 
 def summarise(events: Sequence[Event]) -> Progress:
@@ -68,6 +96,8 @@ def summarise(events: Sequence[Event]) -> Progress:
     steps: list[int] = []
     losses: list[float] = []
     fraction = 0.0
+    contest = chosen = None
+    folds_done = 0
     for event in list(events):
         if isinstance(event, RunStarted):
             plan, device, n_train, n_valid = event.plan, event.device, event.n_train, event.n_valid
@@ -84,8 +114,16 @@ def summarise(events: Sequence[Event]) -> Progress:
             messages.append(event)
         elif isinstance(event, RunFinished):
             finished = event
+        elif isinstance(event, ContestStarted):
+            contest = event
+        elif isinstance(event, FoldEnded) and contest is not None and event.model in dict(contest.candidates):
+            folds_done += 1
+            fraction = max(fraction, min(0.9, folds_done / (len(contest.candidates) * contest.n_folds + 1)))
+        elif isinstance(event, ContestEnded):
+            chosen = event
     if finished is not None and not finished.error:
         fraction = 1.0
     return Progress(plan=plan, device=device, n_train=n_train, n_valid=n_valid, epochs=tuple(epochs),
                     steps=np.asarray(steps, dtype=float), step_losses=np.asarray(losses, dtype=float),
-                    messages=tuple(messages), finished=finished, fraction=fraction)
+                    messages=tuple(messages), finished=finished, fraction=fraction, contest=contest, chosen=chosen,
+                    folds_done=folds_done)

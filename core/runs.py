@@ -123,7 +123,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
                   "n_train": result.n_train, "n_valid": int(len(result.valid_index))},
         "metrics": evaluation.metrics,
         "main_metric": MAIN_METRIC[plan.task],
-        "threshold": threshold_section(default_threshold(plan.task)),
+        "threshold": threshold_section(result.threshold or default_threshold(plan.task)),
         "baseline": {"key": plan.baseline, "metrics": evaluation.baseline_metrics,
                      "dummy_metrics": evaluation.dummy_metrics},
         "history": [{"epoch": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss,
@@ -138,6 +138,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "stopped_early": bool(main.stopped_early),
         "cancelled": bool(main.cancelled),
         "messages": [m.text for m in result.messages],
+        "candidates": result.candidates,
         "versions": versions(),
     }
     return jsonable(manifest)

@@ -13,16 +13,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from core.device import cpu_device, pick_device
+from core.contest import contest_plan, run_contest
+from core.device import cpu_device
+from core.evaluation import Threshold
 from core.events import Callback, EpochEnded, Message, NeverStop, RunStarted, StopFlag, ignore
 from core.memory import release_freed_memory
-from core.models import get_family
+from core.models import device_for, get_family
 from core.models.base import FitContext, Fitted
 from core.planner import is_imbalanced
+from core.splits import split_rows
 from core.types import DeviceInfo, ImageData, Plan, Prepared
+
+IMBALANCED = Message("warning", "Classes are imbalanced: classes are weighted to count equally, and accuracy "
+                               "misleads — read balanced accuracy and the precision-recall curve.")
 
 
 @dataclass(eq=False)
@@ -42,42 +46,8 @@ class TrainResult:
     baseline_seconds: float
     history: list[EpochEnded] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
-
-
-def split_rows(y, task: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation row positions: stratified by class for classification, so every
-    class keeps its share in both parts (each class has at least 2 rows, checked upstream)."""
-    positions = np.arange(len(y))
-    if task == "regression":
-        return train_test_split(positions, test_size=fraction, random_state=seed)
-    # Integer codes: stratifying on a million string labels took 5.4 s, on their codes a fraction.
-    y = pd.factorize(np.asarray(y, dtype=object))[0]
-    n_classes = len(np.unique(y))
-    n_valid = max(int(round(len(y) * fraction)), n_classes)
-    n_valid = min(n_valid, len(y) - n_classes)
-    train, valid = train_test_split(positions, test_size=n_valid, random_state=seed, stratify=y)
-    return _every_class_in_both(y, train, valid)
-
-
-def _every_class_in_both(y: np.ndarray, train: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rounding can leave a rare class (2-3 rows) out of one part: swap one of its rows in, against
-    a row of the part's most common class, so both parts see every class."""
-    train, valid = train.copy(), valid.copy()
-    for a, b in ((valid, train), (train, valid)):  # make sure ``a`` holds every class
-        for cls in np.setdiff1d(np.unique(y), np.unique(y[a])):
-            give = np.flatnonzero(y[b] == cls)[0]
-            values, counts = np.unique(y[a], return_counts=True)
-            take = np.flatnonzero(y[a] == values[counts.argmax()])[0]
-            a[take], b[give] = b[give], a[take]
-    return train, valid
-
-
-def device_for(model: str, params: dict[str, Any] | None = None) -> DeviceInfo:
-    """Torch models use the best device (unless ``params['device'] == 'cpu'``); scikit-learn the CPU."""
-    family = get_family(model)
-    if family.family == "torch":
-        return pick_device((params or {}).get("device", "auto"))
-    return cpu_device()
+    threshold: Threshold | None = None  # binary runs whose threshold was chosen (the contest's); None: 0.5
+    candidates: list[dict[str, Any]] | None = None  # the contest's record (``core.contest``); None: no contest
 
 
 def _take(data, positions):
@@ -122,10 +92,13 @@ def fit(data: Prepared | ImageData, plan: Plan, on_event: Callback = ignore, sto
 
 
 def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopFlag | None = None,
-              device: DeviceInfo | None = None) -> TrainResult:
-    """``fit`` on rows already split (``split_data``)."""
+              device: DeviceInfo | None = None, started: float | None = None) -> TrainResult:
+    """``fit`` on rows already split (``split_data``). ``started`` is the ``time.perf_counter()``
+    at which the run began (the job's loading counts against a contest's budget); default now."""
     release_freed_memory()  # the whole table, if the caller let go of it after splitting
     stop = stop or NeverStop()
+    if plan.is_contest:
+        return _fit_contest(parts, plan, on_event, stop, device, time.perf_counter() if started is None else started)
     device = device or device_for(plan.model, dict(plan.params))
     data = parts.data
     classes = data.class_names if isinstance(data, ImageData) else data.classes
@@ -146,8 +119,7 @@ def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopF
 
     on_event(RunStarted(plan=plan, device=device, n_train=len(train_idx), n_valid=len(valid_idx)))
     if imbalanced:
-        record(Message("warning", "Classes are imbalanced: classes are weighted to count equally, and accuracy "
-                                  "misleads — read balanced accuracy and the precision-recall curve."))
+        record(IMBALANCED)
 
     def context(params, emit, started) -> FitContext:
         return FitContext(X_train=X_train, y_train=y_train, X_valid=X_valid, y_valid=y_valid, task=plan.task,
@@ -175,6 +147,38 @@ def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopF
     return TrainResult(plan=plan, device=device, main=main, baseline=baseline, X_valid=X_valid, y_valid=y_valid,
                        y_train=y_train, valid_index=np.asarray(valid_idx), n_train=len(train_idx), fit_seconds=fit_seconds,
                        baseline_seconds=baseline_seconds, history=main.history or history, messages=messages)
+
+
+def _fit_contest(parts: Split, plan: Plan, on_event: Callback, stop: StopFlag, device: DeviceInfo | None,
+                 started: float) -> TrainResult:
+    """The automatic contest on the training rows (``core.contest``); the validation rows wait."""
+    data = replace(parts.data, X=parts.X_train, y=parts.y_train)
+    torch_in_contest = any(get_family(c.model).family == "torch" for c in plan.contest)
+    device = device or (device_for("mlp") if torch_in_contest else cpu_device())
+    history: list[EpochEnded] = []
+    messages: list[Message] = []
+
+    def record(event) -> None:
+        if isinstance(event, EpochEnded):
+            history.append(event)
+        elif isinstance(event, Message):
+            messages.append(event)
+        on_event(event)
+
+    on_event(RunStarted(plan=plan, device=device, n_train=len(parts.train_idx), n_valid=len(parts.valid_idx)))
+    if is_imbalanced(parts.y_train, data.classes):
+        record(IMBALANCED)
+    # Evaluation and saving come after the fit: the contest holds their share of the budget back.
+    deadline = None if plan.time_budget is None else started + plan.time_budget
+    t0 = time.perf_counter()
+    outcome = run_contest(data, plan, on_event, stop, deadline, record)
+    fit_seconds = time.perf_counter() - t0
+    release_freed_memory()
+    return TrainResult(plan=contest_plan(plan, outcome), device=device, main=outcome.main, baseline=outcome.baseline,
+                       X_valid=parts.X_valid, y_valid=parts.y_valid, y_train=parts.y_train,
+                       valid_index=np.asarray(parts.valid_idx), n_train=len(parts.train_idx), fit_seconds=fit_seconds,
+                       baseline_seconds=0.0, history=outcome.main.history or history, messages=messages,
+                       threshold=outcome.threshold, candidates=outcome.candidates)
 
 
 #: The sanity baseline learns from at most this many training rows: it only has to set a bar, and

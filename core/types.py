@@ -134,11 +134,27 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One entry of the automatic contest's portfolio (``core.contest``): a registry family with
+    the settings it is scored with. ``name`` is unique in the contest ("hgb", "hgb-log");
+    ``as_category`` names number columns this candidate reads as categories (codes, IDs);
+    ``note`` says in words what makes the variant different ("" for the family's own settings)."""
+
+    name: str
+    model: str
+    label: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    as_category: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Plan:
     """What will be trained, and why; made once (on the Train page, or by the job for the CLI) and
     trained exactly as it is.
 
-    ``model`` is a registry key (``core.models.REGISTRY``); ``baseline`` the key of the sanity
+    ``model`` is a registry key (``core.models.REGISTRY``), or ``AUTO`` for a contest between the
+    ``contest`` candidates (the job delivers the winner: its result's plan names it); ``baseline`` the key of the sanity
     baseline fitted first (None when there is none, as for images: their yardstick is the
     majority class).
     ``params`` are the model's settings as its family tuned them for the data, with the user's own
@@ -157,3 +173,12 @@ class Plan:
     max_epochs: int | None = None
     time_budget: float | None = None  # seconds; training stops (keeping the best) past it
     n_rows: int | None = None
+    contest: tuple[Candidate, ...] = ()
+
+    @property
+    def is_contest(self) -> bool:
+        return self.model == AUTO
+
+
+#: ``Plan.model`` of a plan that lets a contest choose the model.
+AUTO = "auto"

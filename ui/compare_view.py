@@ -5,31 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from core.compare import board_row, leaderboard_rows, load_comparison
 from core.errors import TrainboardError
-from core.evaluation import METRIC_NAMES
 from core.models import comparison_candidates, get_family
 from core.pipeline import JobSpec, make_plan
 from core.planner import Overrides
 from core.types import Prepared
 from ui import state
 from ui.live import polled_job
-
-
-def _table(rows: list[dict]) -> pd.DataFrame:
-    metric = next((r["metric"] for r in rows if r["metric"]), None)
-    name = METRIC_NAMES.get(metric, "score")
-    return pd.DataFrame({
-        "model": [r["model"] for r in rows],
-        name: [f"{r['mean']:.3f} ± {r['std']:.3f}" if r["mean"] is not None and r["std"] is not None
-               else (f"{r['mean']:.3f}" if r["mean"] is not None else "—") for r in rows],
-        "folds done": [r["folds"] for r in rows],
-        "seconds per fold": [round(r["fit_s"], 2) if r["fit_s"] is not None else None for r in rows],
-        "note": [r["note"] for r in rows],
-    })
+from ui.widgets import leaderboard_frame
 
 
 def compare_section(prepared: Prepared, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
@@ -72,7 +58,7 @@ def _live(job_id: str) -> None:
         rows = leaderboard_rows(job.events)
         st.markdown(f"Comparing… ({job.elapsed:.0f} s)")
         if rows:
-            st.dataframe(_table(rows), hide_index=True)
+            st.dataframe(leaderboard_frame(rows), hide_index=True)
         if st.button("Stop comparing", key=f"stop-{job_id}"):
             state.job_manager().cancel(job_id)
 
@@ -88,7 +74,7 @@ def _result(path: str, prepared: Prepared, spec_base: dict[str, Any], seed: int,
     rows = [board_row(e) for e in result.leaderboard()]
     for row in rows:
         row["model"] += " ← picked" if row["key"] == result.best else ""
-    st.dataframe(_table(rows), hide_index=True)
+    st.dataframe(leaderboard_frame(rows), hide_index=True)
     st.caption(f"Scores are mean ± standard deviation over {result.folds}. Each model was scored on rows "
                "it never trained on; fit time is per fold.")
     for reason in result.reasons:

@@ -6,14 +6,16 @@ the job ends the whole page reruns once, so the outcome shows outside the fragme
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import streamlit as st
 
 from core import plots
-from core.progress import summarise
+from core.compare import leaderboard_rows
+from core.progress import Progress, summarise
 from ui import state
-from ui.widgets import device_badge
+from ui.widgets import device_badge, leaderboard_frame
 
 
 def polled_job(job_id: str) -> Any | None:
@@ -67,7 +69,13 @@ def _running(manager, job) -> None:
                      disabled=stopping, icon=":material/stop_circle:", width="stretch"):
             manager.cancel(job.job_id)
             st.toast("Stopping after the current step; the best model so far will be saved.")
-    st.progress(progress.fraction, text=f"{job.elapsed:.0f} s")
+    left = progress.seconds_left(time.time())
+    st.progress(progress.fraction, text=f"{job.elapsed:.0f} s" + (f" · {left:.0f} s left in the budget of "
+                                                                  f"{progress.contest.budget_s:.0f} s"
+                                                                  if left is not None and progress.finished is None
+                                                                  else ""))
+    if progress.contest is not None:
+        _contest(job, progress)
     if progress.epochs:
         st.plotly_chart(plots.loss_curve(progress.epochs, x_title=progress.curve_unit),
                         key=f"live-{job.job_id}")
@@ -79,3 +87,16 @@ def _running(manager, job) -> None:
         st.caption("Loss on each batch of training examples: noisy, but it should trend down.")
     for message in progress.messages[-4:]:
         (st.warning if message.level == "warning" else st.caption)(message.text)
+
+
+def _contest(job, progress: Progress) -> None:
+    """An automatic run's contest: the leaderboard filling in, then the choice."""
+    rows = leaderboard_rows(job.events)
+    if rows:
+        st.dataframe(leaderboard_frame(rows), hide_index=True, key=f"board-{job.job_id}")
+    contest = progress.contest
+    st.caption(f"Each candidate is scored on {contest.folds}; the validation rows wait until the end. "
+               "Stop keeps the best candidate so far.")
+    if progress.chosen is not None:
+        for reason in progress.chosen.reasons[1:3]:
+            st.markdown(f"- {reason}")

@@ -39,8 +39,9 @@ def threshold_section(run: RunRecord) -> OperatingPoint | None:
                "false alarms (precision down); raise it for fewer, surer alarms. The confusion matrix and the "
                "red dot on the precision-recall curve follow the slider"
                + (f"; the small numbers compare with the saved threshold {saved.value:.2f}." if changed else "."))
-    who = "chosen by you" if saved.chosen_by == "you" else (
-        "the default: the more probable class" if saved.chosen_by == "default" else f"chosen by {saved.chosen_by}")
+    who = {"you": "chosen by you", "default": "the default: the more probable class",
+           "out-of-fold": "chosen for the best macro F1 on the training rows' out-of-fold predictions, before the "
+                          "validation rows were looked at"}.get(saved.chosen_by, f"chosen by {saved.chosen_by}")
     st.caption(f"Predict uses this run's saved threshold, {saved.value:.2f} ({who}).")
     st.button(f"Save threshold {picked_value:.2f} with this run", disabled=not changed,
               on_click=_save_threshold, args=(str(run.path), run.run_id, picked_value),

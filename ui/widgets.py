@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pandas as pd
 import streamlit as st
 
+from core.evaluation import METRIC_NAMES
 from core.types import DeviceInfo
 from ui import pages, state
 
@@ -75,3 +77,17 @@ def _device_probe() -> dict[str, DeviceInfo]:
 
     threading.Thread(target=probe, daemon=True, name="trainboard-device-probe").start()
     return found
+
+
+def leaderboard_frame(rows: list[dict]) -> pd.DataFrame:
+    """Leaderboard lines (``core.compare.board_row``) as the table the Train page shows."""
+    metric = next((r["metric"] for r in rows if r["metric"]), None)
+    name = METRIC_NAMES.get(metric, "score")
+    return pd.DataFrame({
+        "model": [r["model"] for r in rows],
+        name: [f"{r['mean']:.3f} ± {r['std']:.3f}" if r["mean"] is not None and r["std"] is not None
+               else (f"{r['mean']:.3f}" if r["mean"] is not None else "—") for r in rows],
+        "folds done": [r["folds"] for r in rows],
+        "seconds per fold": [round(r["fit_s"], 2) if r["fit_s"] is not None else None for r in rows],
+        "note": [r["note"] for r in rows],
+    })

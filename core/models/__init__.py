@@ -8,9 +8,12 @@ first use, so a table-only run never pays for importing torch.
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
+from core.device import cpu_device, pick_device
 from core.errors import PlanError
 from core.models.base import ModelFamily
+from core.types import DeviceInfo
 
 REGISTRY: dict[str, str] = {
     "dummy": "core.models.tabular:NoSkillFamily",
@@ -19,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "forest": "core.models.tabular:ForestFamily",
     "mlp": "core.models.mlp_family:MLPFamily",
     "cnn": "core.models.cnn_family:CNNFamily",
+    "blend": "core.models.tabular:BlendFamily",
 }
 
 
@@ -39,11 +43,11 @@ def families(kind: str | None = None) -> list[ModelFamily]:
 
 def trainable(kind: str | None = None) -> list[str]:
     """Keys a user may choose to train (the no-skill guess is only a yardstick)."""
-    return [f.key for f in families(kind) if f.role != "no_skill"]
+    return [f.key for f in families(kind) if f.role in ("baseline", "model")]
 
 
 def comparison_candidates(kind: str = "tabular") -> tuple[str, ...]:
-    """Keys a comparison scores, simplest first."""
+    """Keys a comparison scores (the no-skill guess among them), simplest first."""
     ranked = sorted((f for f in families(kind) if f.comparison_order is not None), key=lambda f: f.comparison_order)
     return tuple(f.key for f in ranked)
 
@@ -51,3 +55,11 @@ def comparison_candidates(kind: str = "tabular") -> tuple[str, ...]:
 def baseline_for(kind: str) -> str | None:
     """The sanity baseline fitted before a model of this kind of data (None: there is none)."""
     return next((f.key for f in families(kind) if f.role == "baseline"), None)
+
+
+def device_for(model: str, params: dict[str, Any] | None = None) -> DeviceInfo:
+    """Torch models use the best device (unless ``params['device'] == 'cpu'``); scikit-learn the CPU."""
+    family = get_family(model)
+    if family.family == "torch":
+        return pick_device((params or {}).get("device", "auto"))
+    return cpu_device()

@@ -26,8 +26,9 @@ from core.types import DeviceInfo, Prepared, Task
 LARGE_TABLE = 200_000
 
 #: A family's part in a model comparison: "no_skill" is the guess every model must beat (never the
-#: pick), "baseline" the sanity baseline fitted before other models of its kinds, "model" the rest.
-Role = Literal["no_skill", "baseline", "model"]
+#: pick), "baseline" the sanity baseline fitted before other models of its kinds, "model" the rest;
+#: "ensemble" combines other families' models (made by the contest, never chosen by hand).
+Role = Literal["no_skill", "baseline", "model", "ensemble"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,16 @@ class ModelFamily(ABC):
     #: Its place in a comparison, simplest (and cheapest) first — also the order the one-standard-error
     #: rule prefers; None: not a comparison candidate.
     comparison_order: ClassVar[int | None] = None
+    #: Whether its fit stops on the validation loss (boosting rounds, epochs): then a refit needs
+    #: rows held apart to stop on; the others learn from every training row.
+    early_stops: ClassVar[bool] = False
+    #: Up to how many rows the automatic contest enters it (None: any size); the budget decides too.
+    contest_rows: ClassVar[int | None] = None
+
+    def enters_contest(self, data: DataSummary) -> bool:
+        """Whether the automatic contest should score it on ``data`` (its comparison role, the size)."""
+        return (self.role in ("baseline", "model") and self.comparison_order is not None and data.kind in self.kinds
+                and (self.contest_rows is None or data.n_rows <= self.contest_rows))
 
     def tune(self, data: DataSummary) -> Tuned:
         """Settings for ``data`` with the reasons in plain words (the user's own params win over them)."""

@@ -16,7 +16,13 @@ class MLPFamily(DeferredFamily):
     kinds = frozenset({"tabular"})
     curve_unit = "epoch"
     comparison_order = 4
+    early_stops = True
+    contest_rows = 50_000  # on a CPU, beyond this its epochs cost more than the contest's budget
     trainer = "core.models.mlp:MLPTrainer"
+
+    def enters_contest(self, data: DataSummary) -> bool:
+        on_gpu = data.device is not None and data.device.type != "cpu"
+        return super().enters_contest(data) or (on_gpu and data.kind in self.kinds)
 
     def auto_preference(self, data: DataSummary) -> int:
         """Above boosting on a GPU with a large, mostly numeric table: deep learning is fast there."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +271,7 @@ class HGBFamily(SklearnFamily):
     label = "Histogram gradient boosting"
     curve_unit = "boosting round"
     comparison_order = 2
+    early_stops = True
 
     def auto_preference(self, data: DataSummary) -> int:
         return 1  # the default on tables
@@ -349,6 +351,7 @@ class ForestFamily(SklearnFamily):
     label = "Random forest"
     curve_unit = "trees"
     comparison_order = 3
+    contest_rows = 200_000  # its trees grow with the rows: past this, boosting is the better use of the time
 
     def why(self, data: DataSummary) -> str:
         return ("A random forest: hundreds of deep trees, each on a random share of the rows, voting together — "
@@ -380,7 +383,10 @@ class ForestFamily(SklearnFamily):
             old = forest.n_estimators
             forest.set_params(n_estimators=min(n_trees, old + chunk))
             t0 = time.perf_counter()
-            forest.fit(Xt, y_train)
+            with warnings.catch_warnings():
+                # Balanced subsample weights with warm start warn "if the fitted data differs": it never does here.
+                warnings.filterwarnings("ignore", message="class_weight presets", category=UserWarning)
+                forest.fit(Xt, y_train)
             per_tree = (time.perf_counter() - t0) / max(forest.n_estimators - old, 1)
             chunk = int(np.clip(round(SECONDS_PER_CHUNK / max(per_tree, 1e-6)), threads, 50))
             new_trees = forest.estimators_[old:]
@@ -438,3 +444,61 @@ def _vote_loss(pred, y, task, forest) -> float:
     index = np.searchsorted(forest.classes_, y)
     pred = np.clip(pred, 1e-7, 1.0)
     return float(log_loss(index, pred / pred.sum(axis=1, keepdims=True), labels=np.arange(len(forest.classes_))))
+
+
+class AveragedModels(BaseEstimator):
+    """A blend: the average of fitted models' class probabilities (or predicted values), each
+    member a whole pipeline that takes the raw columns. ``classes`` orders the columns of
+    ``predict_proba``; empty for regression."""
+
+    def __init__(self, members: list[Any] | None = None, classes: tuple[str, ...] = ()) -> None:
+        self.members = members
+        self.classes = classes
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)
+
+    def predict_proba(self, X) -> np.ndarray:
+        from core.evaluation import class_probabilities
+
+        return np.mean([class_probabilities(m, X, tuple(self.classes)) for m in self.members], axis=0)
+
+    def predict(self, X) -> np.ndarray:
+        if not self.classes:
+            return np.mean([np.asarray(m.predict(X), dtype=float) for m in self.members], axis=0)
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class BlendFamily(SklearnFamily):
+    """The average of several scikit-learn families' models, made by the automatic contest when
+    averaging beats its best single candidate by more than the noise (``core.contest``).
+    ``params["members"]`` lists each member as ``{"model": key, "params": {...}}``."""
+
+    key = "blend"
+    label = "Blend of the best models"
+    curve_unit = "fit"
+    role = "ensemble"
+
+    def fit(self, ctx: FitContext) -> Fitted:
+        from core.models import get_family
+
+        fitted = []
+        for member in ctx.params.get("members", ()):
+            family = get_family(member["model"])
+            if family.family != "sklearn":
+                raise ValueError(f"a blend member must be a scikit-learn family, not {member['model']!r}")
+            sub = copy.copy(ctx)
+            sub.params = dict(member.get("params") or {})
+            fitted.append((member["model"], family.fit(sub)))
+            if ctx.should_stop():
+                break
+        return self.combine(fitted, ctx.task, ctx.classes)
+
+    @staticmethod
+    def combine(members: list[tuple[str, Fitted]], task: str, classes: tuple[str, ...]) -> Fitted:
+        """One blended model from fitted ``(family key, Fitted)`` members."""
+        model = AveragedModels([f.model for _, f in members], tuple(classes) if task != "regression" else ())
+        settings = {"members": [{"model": key, "params": f.params} for key, f in members]}
+        return Fitted(model, settings, "Average of " + " + ".join(f.name for _, f in members),
+                      cancelled=any(f.cancelled for _, f in members))

@@ -36,7 +36,8 @@ def churn_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval")
     path = folder / "churn.csv"
     churn_like(n=400).to_csv(path, index=False)
-    run_dir = run_job(JobSpec(source=str(path), target="churned", runs_dir=str(folder / "runs")))
+    run_dir = run_job(JobSpec(source=str(path), target="churned", runs_dir=str(folder / "runs"),
+                              overrides=Overrides(model="hgb")))
     return run_dir, folder / "runs"
 
 

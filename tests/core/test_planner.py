@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.errors import PlanError
-from core.planner import Overrides, is_imbalanced, plan
+from core.planner import Overrides, default_budget, is_imbalanced, plan
 from core.schema import prepare
 from core.types import DeviceInfo
 from tests.core.helpers import churn_like, regression_table, table
@@ -15,14 +15,61 @@ def churn():
     return prepare(table(churn_like()), target="churned")
 
 
-def test_tables_get_boosting_after_a_linear_baseline(churn):
+def test_automatic_on_a_table_is_a_budgeted_contest(churn):
     p = plan(churn)
-    assert p.model == "hgb" and p.baseline == "linear" and p.task == "binary"
+    assert p.model == "auto" and p.is_contest and p.task == "binary" and p.baseline is None
+    families = [c.model for c in p.contest]
+    assert families[:3] == ["linear", "hgb", "forest"] and families[-1] == "mlp"  # quick ones first
+    assert len({c.name for c in p.contest}) == len(p.contest)
+    assert p.time_budget == default_budget(len(churn.X))
     text = " ".join(p.reasons)
-    assert "gradient boosting" in text and "baseline" in text
+    assert "candidates compete" in text and f"at most {p.time_budget:.0f} s" in text and "default" in text
     assert "customer_id" in text  # the dropped ID column is explained
     assert "signup" in text  # dates become parts
     assert "stratified" in text
+
+
+def test_the_users_budget_is_the_contests(churn):
+    p = plan(churn, Overrides(time_budget=7))
+    assert p.time_budget == 7 and any("at most 7 s (you set)" in r for r in p.reasons)
+
+
+def test_default_budget_grows_with_the_table():
+    sizes = [1_000, 10_000, 50_000, 1_000_000]
+    budgets = [default_budget(n) for n in sizes]
+    assert budgets == sorted(budgets) and budgets[0] <= 18 and budgets[-1] >= 120
+
+
+def test_a_large_table_leaves_the_forest_and_network_out():
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    frame = pd.DataFrame(rng.normal(size=(250_000, 3)), columns=list("abc"))
+    frame["y"] = frame["a"] + rng.normal(size=len(frame))
+    p = plan(prepare(table(frame), target="y"))
+    assert [c.model for c in p.contest] == ["linear", "hgb"]
+
+
+def test_a_skewed_positive_target_asks_the_contest_about_its_log():
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": rng.normal(size=400)})
+    frame["y"] = np.exp(frame["a"] + rng.normal(scale=0.5, size=400))
+    p = plan(prepare(table(frame), target="y"))
+    logs = {c.name: c.params.get("log_target", False) for c in p.contest if c.model == "hgb"}
+    assert set(logs.values()) == {True, False}  # both scales compete; the folds decide
+
+
+def test_whole_number_columns_may_be_codes():
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    frame = pd.DataFrame({"region": rng.integers(1, 12, 600), "x": rng.normal(size=600)})
+    frame["y"] = np.where(frame["region"].isin([3, 7]), "a", "b")
+    p = plan(prepare(table(frame), target="y"))
+    codes = [c for c in p.contest if c.as_category]
+    assert codes and all(c.as_category == ("region",) for c in codes) and all("region" in c.note for c in codes)
 
 
 def test_user_choice_is_said(churn):
@@ -45,8 +92,9 @@ def test_bad_overrides_are_refused_in_words(churn, bad):
 
 def test_small_tables_get_small_trees():
     data = prepare(table(regression_table(n=300)), target="y")
-    p = plan(data)
-    assert p.params["max_leaf_nodes"] <= 8 and any("only 300 rows" in r for r in p.reasons)
+    for p in (plan(data, Overrides(model="hgb")), plan(data)):
+        params = p.params if not p.is_contest else next(c.params for c in p.contest if c.name == "hgb")
+        assert params["max_leaf_nodes"] <= 8 and any("only 300 rows" in r for r in p.reasons)
 
 
 def test_gpu_with_a_large_numeric_table_picks_the_mlp(churn):
@@ -57,8 +105,8 @@ def test_gpu_with_a_large_numeric_table_picks_the_mlp(churn):
     frame["y"] = (frame["a"] > 0).map({True: "up", False: "down"})
     data = prepare(table(frame), target="y")
     gpu = DeviceInfo("cuda", "NVIDIA H100", 16)
-    assert plan(data, device=gpu).model == "mlp"
-    assert plan(data).model == "hgb"
+    assert "mlp" in [c.model for c in plan(data, device=gpu).contest]  # any size, on a GPU
+    assert "mlp" not in [c.model for c in plan(data).contest]  # too slow on a CPU at 60k rows
 
 
 def test_imbalance_rule():
@@ -80,6 +128,6 @@ def test_planning_a_table_does_not_import_torch_without_an_accelerator():
     code = ("import sys; from core.pipeline import make_plan; from core.schema import prepare; "
             "from tests.core.helpers import churn_like, table; "
             "p = make_plan(prepare(table(churn_like(n=200)), target='churned')); "
-            "assert p.model == 'hgb', p.model; assert 'torch' not in sys.modules, 'torch was imported'")
+            "assert p.model == 'auto', p.model; assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -25,7 +25,7 @@ def record():
 
 def test_event_order_and_curve(churn):
     events, on_event = record()
-    result = fit(churn, plan(churn), on_event)
+    result = fit(churn, plan(churn, Overrides(model="hgb")), on_event)
     assert isinstance(events[0], RunStarted)
     assert events[0].n_train + events[0].n_valid == len(churn.X)
     epochs = [e for e in events if isinstance(e, EpochEnded)]
@@ -40,7 +40,7 @@ def test_event_order_and_curve(churn):
 
 def test_baseline_events_stay_off_the_curve(churn):
     events, on_event = record()
-    fit(churn, plan(churn), on_event)
+    fit(churn, plan(churn, Overrides(model="hgb")), on_event)
     epochs = [e.epoch for e in events if isinstance(e, EpochEnded)]
     assert epochs[0] == 1 and epochs.count(1) == 1  # the linear baseline's single point is not reported
 
@@ -103,19 +103,19 @@ def test_stratified_split_keeps_every_class():
 def test_imbalance_weights_and_warns():
     data = prepare(table(churn_like(n=500, positive_share=0.08)), target="churned")
     events, on_event = record()
-    result = fit(data, plan(data), on_event)
+    result = fit(data, plan(data, Overrides(model="hgb")), on_event)
     assert result.main.params["class_weight"] == "balanced"
     assert any(isinstance(e, Message) and "accuracy" in e.text for e in events)
 
 
 def test_regression_and_log_target():
     data = prepare(table(regression_table()), target="y")
-    result = fit(data, plan(data))
+    result = fit(data, plan(data, Overrides(model="hgb")))
     assert result.main.name == "HistGradientBoostingRegressor"
     frame = regression_table()
     frame["y"] = np.exp(frame["y"] / 2)  # positive, heavy tail
     skewed = prepare(table(frame), target="y")
-    p = plan(skewed)
+    p = plan(skewed, Overrides(model="hgb"))
     assert p.params.get("log_target") and any("logarithm" in r for r in p.reasons)
     result = fit(skewed, p)
     assert result.main.model.predict(result.X_valid).min() > 0  # back in original (positive) units
