@@ -131,6 +131,7 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
     else:
         main = fitted[0][1]
         model, unit, label = winner.family, get_family(winner.family).curve_unit, winner.label
+    main.cancelled = main.cancelled or stopped  # the run says it was stopped, though its model is whole
     threshold, threshold_reason = _threshold(blend.oof if blend else winner.oof, data, is_imbalanced(data.y,
                                                                                                     data.classes))
     if threshold_reason:
@@ -295,7 +296,10 @@ def _threshold(oof: np.ndarray | None, data: Prepared, imbalanced: bool) -> tupl
     threshold = Threshold(round(value, 3), "macro_f1", "out-of-fold")
     if abs(value - 0.5) < 0.02 or best - at_half < 0.002:
         return Threshold(0.5, "macro_f1", "out-of-fold"), None
-    why = " (the rarest class is rare, so 0.5 would flag it too seldom)" if imbalanced and value < 0.5 else ""
+    why = ""
+    if imbalanced:
+        why = (" (the rare class is flagged too seldom at 0.5)" if value < 0.5 else
+               " (the classes were weighted to count equally, which pushes the rare class's probabilities up)")
     return threshold, (f"The model answers “{data.classes[-1]}” from a probability of {value:.2f}, not 0.5{why}: on "
                        f"the out-of-fold predictions that raised macro F1 from {at_half:.3f} to {best:.3f}. "
                        "Accuracy is still reported at this threshold, beside it.")
