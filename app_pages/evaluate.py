@@ -6,6 +6,7 @@ from core import plots
 from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES, PROBA_PREFIX, verdict
 from ui import state, views
+from ui.compare_view import contest_section
 from ui.threshold_view import threshold_section
 
 st.title("Evaluate")
@@ -37,6 +38,10 @@ for tile, key in zip(tiles, views.HEADLINE_METRICS[run.task], strict=True):
 st.caption(f"The small numbers compare with {reference_name}; green means better.")
 judged = verdict(run.main_metric, run.metrics, run.baseline_metrics, run.dummy_metrics)
 (st.success if judged.better else st.warning)(judged.text)
+if run.candidates:
+    with st.expander("How the model was chosen: the contest", icon=":material/leaderboard:"):
+        contest_section(run.candidates, run.contest_reasons)
+        st.caption("Scored inside the training rows only; the validation rows above took no part in the choice.")
 with st.expander("All scores beside the baselines"):
     st.plotly_chart(plots.metric_comparison(run.metrics, run.baseline_metrics, run.dummy_metrics,
                                             METRIC_NAMES))

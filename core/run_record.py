@@ -122,6 +122,8 @@ class RunRecord:
     versions: dict[str, str]
     files: tuple[str, ...]
     threshold: Threshold | None = None  # binary runs: the decision threshold Predict applies
+    candidates: tuple[dict[str, Any], ...] = ()  # an automatic run's contest (``core.contest``); () otherwise
+    contest_reasons: tuple[str, ...] = ()  # …and how it chose, in words (also among the model's reasons)
     predictions: pd.DataFrame | None = None  # row, true, predicted (+ proba per class / residual)
     worst: pd.DataFrame | None = None  # the validation rows with the largest errors
 
@@ -211,7 +213,8 @@ def _record(path: Path, m: dict[str, Any]) -> RunRecord:
         importance_rows=int(m.get("feature_importance_rows") or 0), timings=dict(m.get("timings") or {}),
         stopped_early=bool(m.get("stopped_early")), cancelled=bool(m.get("cancelled")),
         messages=tuple(m.get("messages") or ()), versions=dict(m.get("versions") or {}),
-        files=tuple(m.get("files") or ()), threshold=_threshold(m),
+        files=tuple(m.get("files") or ()), threshold=_threshold(m), candidates=tuple(m.get("candidates") or ()),
+        contest_reasons=tuple((m.get("contest") or {}).get("reasons") or ()),
     )
 
 

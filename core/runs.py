@@ -139,6 +139,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "cancelled": bool(main.cancelled),
         "messages": [m.text for m in result.messages],
         "candidates": result.candidates,
+        "contest": {"reasons": list(result.contest_reasons)} if result.candidates else None,
         "versions": versions(),
     }
     return jsonable(manifest)

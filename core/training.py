@@ -48,6 +48,7 @@ class TrainResult:
     messages: list[Message] = field(default_factory=list)
     threshold: Threshold | None = None  # binary runs whose threshold was chosen (the contest's); None: 0.5
     candidates: list[dict[str, Any]] | None = None  # the contest's record (``core.contest``); None: no contest
+    contest_reasons: tuple[str, ...] = ()  # how the contest chose, in words
 
 
 def _take(data, positions):
@@ -178,7 +179,7 @@ def _fit_contest(parts: Split, plan: Plan, on_event: Callback, stop: StopFlag, d
                        X_valid=parts.X_valid, y_valid=parts.y_valid, y_train=parts.y_train,
                        valid_index=np.asarray(parts.valid_idx), n_train=len(parts.train_idx), fit_seconds=fit_seconds,
                        baseline_seconds=0.0, history=outcome.main.history or history, messages=messages,
-                       threshold=outcome.threshold, candidates=outcome.candidates)
+                       threshold=outcome.threshold, candidates=outcome.candidates, contest_reasons=outcome.reasons)
 
 
 #: The sanity baseline learns from at most this many training rows: it only has to set a bar, and

@@ -41,8 +41,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("runs")
     sources = {"iris": SAMPLE_DIR / "iris.csv", "diabetes": SAMPLE_DIR / "diabetes.csv",
                "shapes": tiny_shapes(tmp_path_factory.mktemp("images"))}
+    # One model each (the Evaluate page is under test here, not the contest): boosting has a
+    # linear baseline beside it.
     return {name: run_job(JobSpec(source=str(source), runs_dir=str(folder),
-                                  overrides=Overrides(max_epochs=1 if name == "shapes" else 20)))
+                                  overrides=Overrides(max_epochs=1 if name == "shapes" else 20,
+                                                      model="auto" if name == "shapes" else "hgb")))
             for name, source in sources.items()}
 
 
@@ -246,6 +249,22 @@ def test_evaluate_classification_run(runs, runs_dir):
     assert title == "Confusion matrix (share of each true class)"
     np.testing.assert_allclose(shares, counts / counts.sum(axis=1, keepdims=True))
     assert not at.slider  # three classes: no threshold to move
+
+
+def test_evaluate_shows_how_an_automatic_run_chose(tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("TRAINBOARD_RUNS", str(folder))
+    run_dir = run_job(JobSpec(source=str(SAMPLE_DIR / "iris.csv"), runs_dir=str(folder),
+                              overrides=Overrides(time_budget=30)))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(run_dir)
+    at.run().switch_page("app_pages/evaluate.py").run()
+    assert not at.exception
+    assert any(e.label.startswith("How the model was chosen") for e in at.expander)
+    board = next(d.value for d in at.dataframe if "folds done" in d.value.columns)
+    assert board["model"].str.contains("← delivered").sum() == 1
+    assert {"Linear model", "Histogram gradient boosting"} <= {m.split(" ←")[0] for m in board["model"]}
+    assert "Tried on" in texts(at.markdown) and "took no part in the choice" in texts(at.caption)
 
 
 def test_evaluate_regression_run(runs, runs_dir):
