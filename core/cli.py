@@ -17,6 +17,7 @@ from core.errors import TrainboardError
 from core.events import (
     CandidateSkipped,
     ContestEnded,
+    ContestStarted,
     EpochEnded,
     Event,
     FoldEnded,
@@ -49,6 +50,9 @@ class PrintSink:
                     if event.plan.is_contest else event.plan.model)
             return (f"training {what} on {event.device.badge}: {event.n_train} training rows, "
                     f"{event.n_valid} validation rows\n{reasons}")
+        if isinstance(event, ContestStarted):
+            budget = f", the whole run within {event.budget_s:.0f} s" if event.budget_s else ""
+            return f"contest of {len(event.candidates)} candidates on {event.folds}{budget}"
         if isinstance(event, ContestEnded):
             return f"contest chose {event.label}\n" + "\n".join(f"  - {r}" for r in event.reasons)
         if isinstance(event, EpochEnded):

@@ -171,7 +171,8 @@ def compare(data: Prepared, candidates: Sequence[str | Candidate] | None = None,
                for c in (as_candidate(c, summary) for c in candidates or comparison_candidates("tabular"))]
     if folds is None:
         folds, fold_words = choose_folds(data.y, data.task, n_folds, seed)
-    on_event(Message("info", f"Comparing {len(entries)} candidates with {fold_words}, within {time_budget:.0f} s."))
+    if not keep:  # the contest announces itself (``ContestStarted``)
+        on_event(Message("info", f"Comparing {len(entries)} candidates with {fold_words}, within {time_budget:.0f} s."))
     _score_all(entries, data, summary, folds, time_budget, seed, on_event, stop, keep, reserve or (lambda s: 0.0),
                stop_on_held_out)
     best, reasons = pick(entries, MAIN_METRIC[data.task], len(folds))
