@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -214,9 +215,25 @@ class _ReportingBoosterMixin:
             return self._reporter(self) or stop
         return stop
 
+    def predict(self, X):
+        with _threads_for(X):
+            return super().predict(X)
+
+
+def _threads_for(X):
+    """One OpenMP thread for a small batch: predicting 3,300 rows took 1.4 s on two threads of a
+    busy 2-core machine (spin-waiting threads) and 0.06 s on one; large batches keep every thread."""
+    return threadpool_limits(limits=1, user_api="openmp") if len(X) < SMALL_FOR_THREADS else nullcontext()
+
 
 class ReportingHGBClassifier(_ReportingBoosterMixin, HistGradientBoostingClassifier):
-    pass
+    def predict_proba(self, X):
+        with _threads_for(X):
+            return super().predict_proba(X)
+
+    def decision_function(self, X):
+        with _threads_for(X):
+            return super().decision_function(X)
 
 
 class ReportingHGBRegressor(_ReportingBoosterMixin, HistGradientBoostingRegressor):
