@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import app_latency, end_to_end, live, loading, quality, tables, torch_loops
+from bench import app_latency, end_to_end, live, loading, peer, quality, tables, torch_loops
 from bench.common import NOISY_SPREAD, ROOT, WORK, Config, Section, log
 
 SECTIONS: dict[str, Callable[[Config, dict[str, Any]], Section]] = {
@@ -28,6 +28,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Any]], Section]] = {
     "5": end_to_end.run,
     "6": app_latency.run,
     "7": quality.run,
+    "8": peer.run,
 }
 THREAD_VARS = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "TORCH_")
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "torch", "plotly", "streamlit", "pillow", "playwright")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke run of a few minutes")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=[], metavar="N",
-                        help="run only these sections (1-7)")
+                        help=f"run only these sections (1-{len(SECTIONS)})")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the results (default bench/RESULTS.md; bench/_work/RESULTS-quick.md "
                              "for --quick, bench/_work/RESULTS-partial.md for --only)")
