@@ -105,6 +105,12 @@ def _contest_plan(data: Prepared, summary: DataSummary, overrides: Overrides, re
                 "time is left out and said so."]
     for c in candidates:
         reasons += [r for r in get_family(c.model).tune(summary).reasons if r not in reasons]
+    if any(c.params.get("weigh_classes") is False for c in candidates):
+        names = " and ".join(c.label.lower() for c in candidates if c.params.get("weigh_classes") is False
+                             and not c.note)
+        reasons.append(f"{names[:1].upper() + names[1:]} learn the classes unweighted: weights blunt how well trees "
+                       "rank the rows. The decision threshold, chosen on out-of-fold predictions, balances their "
+                       "answers instead.")
     reasons.append(_split_reason(summary, overrides))
     return Plan(model=AUTO, task=summary.task, reasons=tuple(reasons), params={}, baseline=None,
                 valid_fraction=summary.valid_fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
@@ -119,8 +125,13 @@ def contest_candidates(data: Prepared, summary: DataSummary) -> tuple[Candidate,
     log_question = summary.task == "regression" and _positive_skewed(data.y)
     ranked = sorted((f for f in families("tabular") if f.enters_contest(summary)), key=lambda f: f.comparison_order)
     mains, variants = [], []
+    # A rare positive class: trees rank rows better unweighted (a 5%-positive loan table: ROC AUC
+    # 0.655 weighted, 0.702 not), and the out-of-fold threshold balances their answers instead.
+    unweighted_trees = summary.task == "binary" and is_imbalanced(data.y, data.classes)
     for family in ranked:
         params = {**family.tune(summary).params, **summary.user_params}
+        if unweighted_trees and not family.weighs_rare_binary:
+            params.setdefault("weigh_classes", False)
         mains.append(Candidate(name=family.key, model=family.key, label=family.label, params=params))
         if family.family != "sklearn" or family.key == "forest":
             continue  # variants for the quick ones: a forest or a network per variant costs too much

@@ -121,6 +121,9 @@ class ModelFamily(ABC):
     #: Whether its fit stops on the validation loss (boosting rounds, epochs): then a refit needs
     #: rows held apart to stop on; the others learn from every training row.
     early_stops: ClassVar[bool] = False
+    #: Whether the contest weights a rare binary class for it; trees rank rows better unweighted,
+    #: and the contest's out-of-fold threshold balances their answers instead.
+    weighs_rare_binary: ClassVar[bool] = True
     #: Up to how many rows the automatic contest enters it (None: any size); the budget decides too.
     contest_rows: ClassVar[int | None] = None
 

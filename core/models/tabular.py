@@ -104,6 +104,12 @@ def _finish(ctx: FitContext, estimator: Any):
     return estimator
 
 
+def _class_weight(ctx: FitContext, balanced: str) -> str | None:
+    """Rare classes weighted to count equally, unless the plan says otherwise (``params["weigh_classes"]``:
+    the contest leaves a binary tree model unweighted and moves its threshold instead)."""
+    return balanced if ctx.imbalanced and ctx.params.get("weigh_classes", True) else None
+
+
 def _valid_loss(ctx: FitContext, estimator: Any, X, y) -> float:
     """Log loss (classification) or mean squared error on the model's own target scale."""
     if ctx.task == "regression":
@@ -289,6 +295,7 @@ class HGBFamily(SklearnFamily):
     curve_unit = "boosting round"
     comparison_order = 2
     early_stops = True
+    weighs_rare_binary = False
 
     def auto_preference(self, data: DataSummary) -> int:
         return 1  # the default on tables
@@ -332,7 +339,7 @@ class HGBFamily(SklearnFamily):
         if ctx.task == "regression":
             booster = ReportingHGBRegressor(**common)
         else:
-            booster = ReportingHGBClassifier(**common, class_weight="balanced" if ctx.imbalanced else None)
+            booster = ReportingHGBClassifier(**common, class_weight=_class_weight(ctx, "balanced"))
         reporter = _RoundReporter(ctx, max_rounds)
         booster._reporter = reporter
         try:
@@ -368,6 +375,7 @@ class ForestFamily(SklearnFamily):
     label = "Random forest"
     curve_unit = "trees"
     comparison_order = 3
+    weighs_rare_binary = False
     contest_rows = 200_000  # its trees grow with the rows: past this, boosting is the better use of the time
 
     def why(self, data: DataSummary) -> str:
@@ -391,7 +399,7 @@ class ForestFamily(SklearnFamily):
         if ctx.task == "regression":
             forest = RandomForestRegressor(**common)
         else:
-            forest = RandomForestClassifier(**common, class_weight="balanced_subsample" if ctx.imbalanced else None)
+            forest = RandomForestClassifier(**common, class_weight=_class_weight(ctx, "balanced_subsample"))
         started = time.perf_counter()
         sample = np.random.default_rng(ctx.seed).permutation(len(Xt))[:5000]
         votes_valid, votes_train, cancelled, out_of_time = 0.0, 0.0, False, False
