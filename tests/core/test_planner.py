@@ -131,3 +131,12 @@ def test_planning_a_table_does_not_import_torch_without_an_accelerator():
             "assert p.model == 'auto', p.model; assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_rare_binary_class_leaves_the_trees_unweighted():
+    rare = prepare(table(churn_like(n=600, positive_share=0.08)), target="churned")
+    weights = {c.name: c.params.get("weigh_classes", True) for c in plan(rare).contest}
+    assert weights["hgb"] is False and weights["forest"] is False and weights["linear"] is True
+    assert any("learn the classes unweighted" in r for r in plan(rare).reasons)
+    common = prepare(table(churn_like(n=600, positive_share=0.4)), target="churned")
+    assert all(c.params.get("weigh_classes", True) for c in plan(common).contest)
