@@ -167,11 +167,17 @@ def _code_columns(data: Prepared) -> tuple[str, ...]:
 
 def _positive_skewed(y) -> bool:
     """A positive target leaning right: whether its log scale fits better is for the contest to say."""
+    skew = _positive_skew(y)
+    return skew is not None and skew > 0.5
+
+
+def _positive_skew(y) -> float | None:
+    """The skewness of a positive target (None: too few values, or not all positive)."""
     values = np.asarray(y, dtype=float)
     if values.size < 20 or values.min() <= 0:
-        return False
+        return None
     centred = values - values.mean()
-    return float(np.mean(centred**3) / (np.std(values) ** 3 + 1e-12)) > 0.5
+    return float(np.mean(centred**3) / (np.std(values) ** 3 + 1e-12))
 
 
 def summarise_data(data: Prepared | ImageData, overrides: Overrides | None = None,
@@ -291,9 +297,6 @@ def _feature_reasons(data: Prepared) -> list[str]:
 
 
 def _heavy_tailed_positive(y) -> bool:
+    skew = _positive_skew(y)
     values = np.asarray(y, dtype=float)
-    if values.size < 20 or values.min() <= 0:
-        return False
-    centred = values - values.mean()
-    skew = float(np.mean(centred**3) / (np.std(values) ** 3 + 1e-12))
-    return skew > 1.0 and values.max() / np.median(values) > 5
+    return skew is not None and skew > 1.0 and values.max() / np.median(values) > 5
