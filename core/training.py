@@ -73,6 +73,22 @@ class Split:
     valid_idx: np.ndarray
 
 
+class _Recorder:
+    """Passes events on, keeping the curve and the messages for the result."""
+
+    def __init__(self, on_event: Callback) -> None:
+        self.on_event = on_event
+        self.history: list[EpochEnded] = []
+        self.messages: list[Message] = []
+
+    def __call__(self, event) -> None:
+        if isinstance(event, EpochEnded):
+            self.history.append(event)
+        elif isinstance(event, Message):
+            self.messages.append(event)
+        self.on_event(event)
+
+
 def split_data(data: Prepared | ImageData, plan: Plan, keep_rows: bool = True) -> Split:
     """Cut ``data`` as ``plan`` says (validation share, seed; stratified for classes)."""
     X, y = (data.images, data.labels) if isinstance(data, ImageData) else (data.X, data.y)
@@ -108,16 +124,8 @@ def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopF
     train_idx, valid_idx = parts.train_idx, parts.valid_idx
     imbalanced = prepared is not None and is_imbalanced(y_train, classes)
 
-    history: list[EpochEnded] = []
-    messages: list[Message] = []
-
-    def record(event) -> None:
-        if isinstance(event, EpochEnded):
-            history.append(event)
-        elif isinstance(event, Message):
-            messages.append(event)
-        on_event(event)
-
+    record = _Recorder(on_event)
+    history, messages = record.history, record.messages
     on_event(RunStarted(plan=plan, device=device, n_train=len(train_idx), n_valid=len(valid_idx)))
     if imbalanced:
         record(IMBALANCED)
@@ -154,17 +162,10 @@ def _fit_contest(parts: Split, plan: Plan, on_event: Callback, stop: StopFlag, d
                  started: float) -> TrainResult:
     """The automatic contest on the training rows (``core.contest``); the validation rows wait."""
     data = replace(parts.data, X=parts.X_train, y=parts.y_train)
-    torch_in_contest = any(get_family(c.model).family == "torch" for c in plan.contest)
-    device = device or (device_for("mlp") if torch_in_contest else cpu_device())
-    history: list[EpochEnded] = []
-    messages: list[Message] = []
-
-    def record(event) -> None:
-        if isinstance(event, EpochEnded):
-            history.append(event)
-        elif isinstance(event, Message):
-            messages.append(event)
-        on_event(event)
+    torch_model = next((c.model for c in plan.contest if get_family(c.model).family == "torch"), None)
+    device = device or (device_for(torch_model) if torch_model else cpu_device())
+    record = _Recorder(on_event)
+    history, messages = record.history, record.messages
 
     on_event(RunStarted(plan=plan, device=device, n_train=len(parts.train_idx), n_valid=len(parts.valid_idx)))
     if is_imbalanced(parts.y_train, data.classes):
