@@ -284,6 +284,8 @@ def _score_fold(candidate: Candidate, data: Prepared, summary: DataSummary, trai
                      prepared=with_categories(data, candidate.as_category),
                      imbalanced=is_imbalanced(y.iloc[fit_rows], classes), time_budget=time_left)
     fitted = family.fit(ctx)
+    if fitted.cancelled:  # a half-grown model is not scored (predicting it only delays the Stop)
+        return {}, np.empty(0), fitted
     if task == "regression":
         prediction = np.asarray(fitted.model.predict(X.iloc[valid]), dtype=float)
     else:

@@ -144,8 +144,8 @@ def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopF
         baseline = get_family(plan.baseline).fit(base_ctx)
         baseline_seconds = time.perf_counter() - t0
         release_freed_memory()  # the baseline's encoded copies, before the main model makes its own
-        sampled = f" on a sample of {len(base_ctx.X_train):,} training rows" if len(base_ctx.X_train) < len(train_idx) \
-            else ""
+        rows = int(baseline.params.get("fit_rows", len(train_idx)))
+        sampled = f" on a sample of {rows:,} training rows" if rows < len(train_idx) else ""
         record(Message("info", f"Baseline ({get_family(plan.baseline).label}) fitted{sampled} in "
                                f"{baseline_seconds:.1f} s."))
 
@@ -183,16 +183,8 @@ def _fit_contest(parts: Split, plan: Plan, on_event: Callback, stop: StopFlag, d
                        threshold=outcome.threshold, candidates=outcome.candidates, contest_reasons=outcome.reasons)
 
 
-#: The sanity baseline learns from at most this many training rows: it only has to set a bar, and
-#: on a 1M-row table its dense one-hot fit took 12 s and 1.4 GB.
-BASELINE_ROWS = 100_000
-
-
 def _baseline_context(make, params, started, seed: int) -> FitContext:
     ctx = make(params, ignore, started)
     ctx.max_epochs = None  # the user's epoch cap is for the main model
     ctx.time_budget = None
-    if len(ctx.X_train) > BASELINE_ROWS:
-        pick = np.sort(np.random.default_rng(seed).choice(len(ctx.X_train), BASELINE_ROWS, replace=False))
-        ctx.X_train, ctx.y_train = _take(ctx.X_train, pick), _take(ctx.y_train, pick)
     return ctx

@@ -149,3 +149,13 @@ def test_a_spent_time_budget_stops_early_and_is_not_a_cancel(churn, model):
     assert result.main.stopped_early and not result.main.cancelled
     said = [m.text for m in result.messages if "time budget" in m.text]
     assert len(said) == 1 and said[0].startswith("Stopped ") and "s was spent" in said[0]
+
+
+def test_the_linear_model_learns_from_a_bounded_sample(churn, monkeypatch):
+    """On a large table the linear model (the baseline, and the contest's linear candidate) fits a
+    random sample of the training rows; the baseline says so."""
+    monkeypatch.setattr("core.models.tabular.LINEAR_ROWS", 100)
+    events, on_event = record()
+    result = fit(churn, plan(churn, Overrides(model="hgb")), on_event)
+    assert result.baseline.params["fit_rows"] == 100 < result.n_train
+    assert any(isinstance(e, Message) and "on a sample of 100 training rows" in e.text for e in events)
