@@ -259,6 +259,15 @@ def _simplicity(entry: Entry) -> tuple[float, int]:
     return (float("inf") if order is None else order, int(bool(entry.candidate and entry.candidate.note)))
 
 
+def take_rows(frame, positions: np.ndarray):
+    """``frame.iloc[positions]``; a run of consecutive positions as a slice, which pandas shares
+    rather than copies (copy-on-write): a million-row table's slice is not a second table."""
+    positions = np.asarray(positions)
+    if positions.size and positions[-1] - positions[0] + 1 == positions.size and np.all(np.diff(positions) == 1):
+        return frame.iloc[int(positions[0]):int(positions[-1]) + 1]
+    return frame.iloc[positions]
+
+
 def with_categories(data: Prepared, names: Sequence[str]) -> Prepared:
     """``data`` with the number columns ``names`` read as categories (codes and IDs stored as numbers)."""
     if not names:
@@ -278,8 +287,8 @@ def _score_fold(candidate: Candidate, data: Prepared, summary: DataSummary, trai
         inner_train, inner_valid = split_rows(y.iloc[train].to_numpy(), task, 0.1, seed)
         fit_rows, stop_rows = train[inner_train], train[inner_valid]
     family = get_family(candidate.model)
-    ctx = FitContext(X_train=X.iloc[fit_rows], y_train=y.iloc[fit_rows], X_valid=X.iloc[stop_rows],
-                     y_valid=y.iloc[stop_rows], task=task, classes=classes, params=dict(candidate.params),
+    ctx = FitContext(X_train=take_rows(X, fit_rows), y_train=take_rows(y, fit_rows), X_valid=take_rows(X, stop_rows),
+                     y_valid=take_rows(y, stop_rows), task=task, classes=classes, params=dict(candidate.params),
                      seed=seed, device=device_for(candidate.model), emit=ignore, stop=stop,
                      prepared=with_categories(data, candidate.as_category),
                      imbalanced=is_imbalanced(y.iloc[fit_rows], classes), time_budget=time_left)
@@ -287,9 +296,9 @@ def _score_fold(candidate: Candidate, data: Prepared, summary: DataSummary, trai
     if fitted.cancelled:  # a half-grown model is not scored (predicting it only delays the Stop)
         return {}, np.empty(0), fitted
     if task == "regression":
-        prediction = np.asarray(fitted.model.predict(X.iloc[valid]), dtype=float)
+        prediction = np.asarray(fitted.model.predict(take_rows(X, valid)), dtype=float)
     else:
-        prediction = class_probabilities(fitted.model, X.iloc[valid], classes)
+        prediction = class_probabilities(fitted.model, take_rows(X, valid), classes)
     return _fold_scores(task, classes, y.iloc[valid], prediction), prediction, fitted
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from core.compare import Comparison, Entry, choose_folds, compare, pick, with_categories
 from core.errors import RunError
@@ -75,11 +76,22 @@ class _Judging:
 
 
 def judging(y, task: str, seed: int) -> _Judging:
-    """How the training rows are split to judge the candidates, by their number."""
+    """How the training rows are split to judge the candidates, by their number.
+
+    The held-apart slice of a large table is its last rows: the training rows arrive shuffled
+    (``split_rows``), so they are a random slice, and a contiguous one is taken without copying
+    the table (the million-row job would otherwise hold one more copy of it). Where a class would
+    be missing from either part, a stratified split is drawn instead.
+    """
     n = len(y)
     if n >= HOLDOUT_ROWS:
         share = LARGE_SLICE_SHARE if n >= LARGE_SLICE_ROWS else SLICE_SHARE
-        fit_rows, slice_rows = split_rows(np.asarray(y), task, share, seed)
+        n_slice = int(round(n * share))
+        fit_rows, slice_rows = np.arange(n - n_slice), np.arange(n - n_slice, n)
+        if task != "regression":
+            codes = pd.factorize(np.asarray(y, dtype=object))[0]
+            if len(np.unique(codes[fit_rows])) < codes.max() + 1 or len(np.unique(codes[slice_rows])) < codes.max() + 1:
+                fit_rows, slice_rows = split_rows(np.asarray(y), task, share, seed)
         return _Judging([(fit_rows, slice_rows)], f"one held-apart slice of {len(slice_rows):,} of the {n:,} "
                                                    "training rows", True)
     folds, words = choose_folds(y, task, 5 if n <= FIVE_FOLD_ROWS else 3, seed)

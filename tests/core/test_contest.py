@@ -240,3 +240,18 @@ def test_the_cli_and_the_page_plan_the_same_contest():
     data = prepare(table(churn_like(n=300)), target="churned")
     assert make_plan(data, Overrides()).contest == plan(data, Overrides()).contest
     assert judging(data.y.iloc[:240], "binary", 0).n_folds == 5 and isinstance(judging(data.y, "binary", 0), _Judging)
+
+
+def test_a_large_tables_slice_is_shared_not_copied():
+    from core.compare import take_rows
+
+    y = np.random.default_rng(0).choice(["a", "b"], 60_000)
+    judge = judging(y, "binary", 0)
+    fit_rows, slice_rows = judge.folds[0]
+    assert fit_rows[-1] + 1 == slice_rows[0] and slice_rows[-1] == len(y) - 1  # the last rows, contiguous
+    frame = pd.DataFrame({"x": np.arange(len(y), dtype=float)})
+    assert np.shares_memory(take_rows(frame, fit_rows)["x"].to_numpy(), frame["x"].to_numpy())
+    # A class the tail would miss: a stratified split instead.
+    rare = np.array(["a"] * 59_990 + ["b"] * 10, dtype=object)
+    fit_rows, slice_rows = judging(rare, "binary", 0).folds[0]
+    assert "b" in set(rare[slice_rows]) and "b" in set(rare[fit_rows])
