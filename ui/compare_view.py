@@ -21,8 +21,9 @@ from ui.widgets import leaderboard_frame
 def compare_section(prepared: Prepared, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
     """Start a comparison, watch it, and offer to train the winner."""
     names = [_lower_first(get_family(key).label) for key in comparison_candidates("tabular")]
-    st.caption("Not sure the automatic choice is right? Score every candidate on the same cross-validation "
-               f"folds — {', '.join(names[:-1])} and {names[-1]} — simplest first, within a time budget.")
+    st.caption("Automatic training already holds a contest inside the training rows. Here you can score every "
+               f"candidate — {', '.join(names[:-1])} and {names[-1]} — on cross-validation folds of all the rows, "
+               "simplest first, with a budget of your own, and then train the one you pick.")
     manager = state.job_manager()
     job_id = st.session_state.get(state.COMPARE_JOB)
     job = manager.get(job_id) if job_id else None
