@@ -3,16 +3,17 @@
 Every transformer here is fitted on the training split only (it sits in the Pipeline that is
 fitted), and the saved pipeline takes the raw columns a user uploads. Two flavours:
 
-* ``dense_preprocessor``: imputed + scaled numbers, one-hot categories, date parts, TF-IDF
-  text — for linear models and the MLP.
+* ``dense_preprocessor``: imputed + scaled numbers, one-hot categories, date features (parts,
+  elapsed days, days between dates), TF-IDF text — for linear models and the MLP.
 * ``tree_preprocessor``: numbers as they are (trees handle NaN), ordinal-coded categories the
-  booster treats natively, target-encoded high-cardinality categories, date parts, and text
+  booster treats natively, target-encoded high-cardinality categories, the same date features, and text
   reduced to a few dense TF-IDF components.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -32,8 +33,11 @@ ONE_HOT_MAX = 30
 TEXT_MAX_FEATURES = 1000
 #: Dense TF-IDF components per text column for trees.
 TEXT_TREE_COMPONENTS = 32
-#: Parts a datetime column becomes.
+#: Parts a datetime column becomes, besides its days since 1970 (``elapsed_days``).
 DATE_PARTS = ("year", "month", "day", "day_of_week", "day_of_year")
+#: Days between each pair of dates, among the first this many date columns (45 pairs at most).
+DATE_PAIR_COLUMNS = 10
+_EPOCH = pd.Timestamp("1970-01-01")
 #: HistGradientBoosting's native categorical support refuses more categories than this.
 NATIVE_CATEGORY_LIMIT = 255
 #: Above this many model inputs after encoding, we refuse the table (memory and time explode).
@@ -49,10 +53,16 @@ def encoded_width(columns: Sequence[ColumnInfo]) -> int:
         elif col.role == "categorical":
             width += min(col.n_unique + 1, ONE_HOT_MAX + 1)
         elif col.role == "datetime":
-            width += len(DATE_PARTS)
+            width += len(DATE_PARTS) + 1  # + elapsed days
         elif col.role == "text":
             width += TEXT_MAX_FEATURES
-    return width
+    return width + date_pairs(sum(1 for c in columns if c.role == "datetime"))
+
+
+def date_pairs(n_dates: int) -> int:
+    """How many day differences a table with ``n_dates`` date columns gets."""
+    k = min(n_dates, DATE_PAIR_COLUMNS)
+    return k * (k - 1) // 2
 
 
 class ColumnCaster(BaseEstimator, TransformerMixin):
@@ -124,23 +134,48 @@ def category_label(value) -> str:
 
 
 class DateParts(BaseEstimator, TransformerMixin):
-    """Datetime columns → numeric parts (year, month, day, weekday, day of year)."""
+    """Datetime columns → numbers a model can use: each date's parts (year, month, day, weekday,
+    day of year: seasons), its days since 1970 (``elapsed_days``: trends over time), and the days
+    between each pair of dates (``shipped_minus_ordered_days``: durations). Missing dates give NaN.
+    """
 
     def fit(self, X, y=None) -> DateParts:
         self.columns_ = list(pd.DataFrame(X).columns)
+        self.pairs_ = list(combinations(range(min(len(self.columns_), DATE_PAIR_COLUMNS)), 2))
         return self
 
     def transform(self, X) -> np.ndarray:
         frame = pd.DataFrame(X)
-        parts = []
+        legacy = not hasattr(self, "pairs_")  # fitted before elapsed days existed: its model expects parts only
+        parts, days = [], []
         for name in frame.columns:
-            dates = pd.to_datetime(frame[name], errors="coerce", format="mixed")
+            dates = _as_dates(frame[name])
             for part in DATE_PARTS:
                 parts.append(getattr(dates.dt, part).astype("float64").to_numpy())
+            if not legacy:
+                days.append(_days_since_1970(dates))
+                parts.append(days[-1])
+        for i, j in [] if legacy else self.pairs_:
+            parts.append(days[j] - days[i])
         return np.column_stack(parts) if parts else np.empty((len(frame), 0))
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        return np.asarray([f"{c}_{p}" for c in self.columns_ for p in DATE_PARTS], dtype=object)
+        parts = (*DATE_PARTS, "elapsed_days") if hasattr(self, "pairs_") else DATE_PARTS
+        names = [f"{c}_{p}" for c in self.columns_ for p in parts]
+        names += [f"{self.columns_[j]}_minus_{self.columns_[i]}_days" for i, j in getattr(self, "pairs_", [])]
+        return np.asarray(names, dtype=object)
+
+
+def _as_dates(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col
+    return pd.to_datetime(col, errors="coerce", format="mixed")
+
+
+def _days_since_1970(dates: pd.Series) -> np.ndarray:
+    """Fractional days since 1970-01-01 (UTC for dates with a time zone); NaN where missing."""
+    epoch = _EPOCH.tz_localize("UTC") if getattr(dates.dt, "tz", None) is not None else _EPOCH
+    return ((dates - epoch) / pd.Timedelta(days=1)).to_numpy(dtype="float64", na_value=np.nan)
 
 
 class TextComponents(BaseEstimator, TransformerMixin):

@@ -40,7 +40,7 @@ def test_unseen_and_missing_values_at_predict_time():
 
 def test_date_parts():
     parts = DateParts().fit(pd.DataFrame({"d": ["2024-03-15"]})).transform(pd.DataFrame({"d": ["2024-03-15"]}))
-    assert parts.tolist() == [[2024, 3, 15, 4, 75]]  # Friday, day 75 of a leap year
+    assert parts.tolist() == [[2024, 3, 15, 4, 75, 19797]]  # Friday, day 75 of a leap year, 19,797 days after 1970
 
 
 def test_tree_encoding_passes_numbers_through_without_copying():
