@@ -180,7 +180,7 @@ def _table_line(data: Prepared) -> str:
 
 def _feature_reasons(data: Prepared) -> list[str]:
     # Imported here: the rest of the planner does not need these facts of the preparation.
-    from core.features import DATE_PAIR_COLUMNS
+    from core.features import DATE_PAIR_COLUMNS, TEXT_CHAR_NGRAMS
 
     reasons = []
     dates = [c.name for c in data.used_columns if c.role == "datetime"]
@@ -194,7 +194,12 @@ def _feature_reasons(data: Prepared) -> list[str]:
                        "so durations such as a delivery time can be learnt.")
     texts = [c.name for c in data.used_columns if c.role == "text"]
     if texts:
-        reasons.append(f"Free text ({', '.join(texts)}) becomes word-weight (TF-IDF) features.")
+        low, high = TEXT_CHAR_NGRAMS
+        reasons.append(f"Free text ({', '.join(texts)}) is read as words, pairs of words and pieces of words "
+                       f"({low} to {high} letters), so misspellings and other endings of a word still match. Linear "
+                       "models and neural networks weigh each of these; tree models get the text's own score "
+                       "instead: a simple word model learns the target from the text, and each training row's "
+                       "score comes from a copy of that model that never saw the row, so it cannot leak the answer.")
     many = [c.name for c in data.used_columns if c.role == "categorical" and c.n_unique >= NATIVE_CATEGORY_LIMIT]
     if many:
         reasons.append(f"Columns with very many categories ({', '.join(many)}) are replaced by the average target "

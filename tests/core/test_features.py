@@ -57,10 +57,14 @@ def test_tree_encoding_passes_numbers_through_without_copying():
     assert out.iloc[0, 0] == 1.0
 
 
-def test_text_components_name_their_outputs():
+def test_text_stack_names_its_outputs():
     columns = (col("n", "numeric"), col("t", "text"))
     train = pd.DataFrame({"n": [1.0, 2.0, 3.0, 4.0], "t": ["good fast", "bad slow", "good food", "slow food"]})
     tree, _ = tree_preprocessor(columns, "binary")
     out = tree.fit_transform(train, ["x", "y", "x", "y"])
-    assert out.shape[1] == 1 + len(tree.named_steps["encode"].named_transformers_["text_t"].tfidf_.vocabulary_)
-    assert [c for c in out.columns if "t_" in c][0].endswith("t_0")
+    # The number and the stacked text score; too few rows for the text's components.
+    assert list(out.columns) == ["numeric__n", "text_t__t_text_score"]
+    train = pd.concat([train] * 5, ignore_index=True)
+    out = tree.fit_transform(train, ["x", "y", "x", "y"] * 5)
+    assert list(out.columns[:3]) == ["numeric__n", "text_t__t_text_score", "text_t__t_text_0"]
+    assert out.columns[-1] == "text_t__t_text_7"
