@@ -579,9 +579,11 @@ def tree_preprocessor(columns: Sequence[ColumnInfo], task: Task, seed: int = 0) 
                                                     encoded_missing_value=np.nan, dtype=np.float64), low))
     if high:
         target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+        # Its cross-fitting folds seeded: unseeded, two fits of the same plan encoded differently.
+        folds = (KFold if task == "regression" else StratifiedKFold)(5, shuffle=True, random_state=seed)
         parts.append(("high_cardinality", make_pipeline(
             SimpleImputer(strategy="constant", fill_value="(missing)"),
-            TargetEncoder(target_type=target_type)), high))
+            TargetEncoder(target_type=target_type, cv=folds)), high))
     if names := _by_role(columns, "datetime"):
         parts.append(("datetime", DateParts(), names))
     for name in _by_role(columns, "text"):

@@ -68,3 +68,13 @@ def test_text_stack_names_its_outputs():
     out = tree.fit_transform(train, ["x", "y", "x", "y"] * 5)
     assert list(out.columns[:3]) == ["numeric__n", "text_t__t_text_score", "text_t__t_text_0"]
     assert out.columns[-1] == "text_t__t_text_7"
+
+
+def test_target_encoding_is_seeded():
+    # Its cross-fitting shuffles the rows: the plan's seed must fix how, or a rerun differs.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"city": [f"c{i}" for i in rng.integers(0, 600, 2000)]})
+    y = rng.choice(["a", "b"], 2000)
+    columns = (col("city", "categorical", n_unique=600),)
+    runs = [tree_preprocessor(columns, "binary", seed)[0].fit_transform(frame, y).to_numpy() for seed in (1, 1, 2)]
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
