@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from core.features import TextStack, TextVectors, dense_preprocessor, tree_preprocessor
+from core.features import CharPieces, TextStack, TextVectors, dense_preprocessor, tree_preprocessor
 from core.importance import permutation_importances
 from core.types import ColumnInfo
 
@@ -124,6 +125,20 @@ def test_character_pieces_match_unseen_word_endings():
         model = LogisticRegression(C=10).fit(vectors.transform(train), y_train)
         aucs[kind] = roc_auc_score(y_new == "yes", model.predict_proba(vectors.transform(new))[:, 1])
     assert aucs["words"] < 0.6 and aucs["words+pieces"] > 0.95
+
+
+def test_character_pieces_are_scikit_learns_char_wb_tfidf():
+    docs = ["Refunded  twice,\tno REPLY", "refunds: never again!", "", "   ", "ça coûte cher", "refund\nrefund",
+            "x", "never again"]
+    fast = CharPieces((2, 5), max_features=100_000, min_df=1)
+    slow = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)
+    assert np.allclose(fast.fit_transform(docs).toarray(), slow.fit_transform(docs).toarray())
+    assert list(fast.get_feature_names_out()) == list(slow.get_feature_names_out())
+    new = ["REFUNDING never", "", "zzz unseen"]
+    assert np.allclose(fast.transform(new).toarray(), slow.transform(new).toarray())
+    assert fast.transform(["", " "]).shape == (2, len(slow.vocabulary_))
+    pruned = CharPieces((3, 5), max_features=5, min_df=2).fit(docs)
+    assert len(pruned.get_feature_names_out()) == 5 and " re" in pruned.get_feature_names_out()
 
 
 def test_dense_text_is_word_and_character_tfidf():
