@@ -281,14 +281,27 @@ def _table_line(data: Prepared) -> str:
 
 
 def _feature_reasons(data: Prepared) -> list[str]:
+    # Imported here: the rest of the planner does not need these facts of the preparation.
+    from core.features import DATE_PAIR_COLUMNS, TEXT_CHAR_NGRAMS
+
     reasons = []
     dates = [c.name for c in data.used_columns if c.role == "datetime"]
     if dates:
         reasons.append(f"Dates ({', '.join(dates)}) are split into year, month, day, weekday and day of year, "
-                       "so seasonal patterns can be learnt.")
+                       "so seasonal patterns can be learnt, and each also becomes a count of days (since "
+                       "1 January 1970), so trends over time can be learnt too.")
+    if len(dates) >= 2:
+        which = "each two dates" if len(dates) <= DATE_PAIR_COLUMNS else f"each two of the first {DATE_PAIR_COLUMNS} dates"
+        reasons.append(f"The number of days between {which} ('{dates[1]}' minus '{dates[0]}', …) is an input too, "
+                       "so durations such as a delivery time can be learnt.")
     texts = [c.name for c in data.used_columns if c.role == "text"]
     if texts:
-        reasons.append(f"Free text ({', '.join(texts)}) becomes word-weight (TF-IDF) features.")
+        low, high = TEXT_CHAR_NGRAMS
+        reasons.append(f"Free text ({', '.join(texts)}) is read as words, pairs of words and pieces of words "
+                       f"({low} to {high} letters), so misspellings and other endings of a word still match. Linear "
+                       "models and neural networks weigh each of these; tree models get the text's own score "
+                       "instead: a simple word model learns the target from the text, and each training row's "
+                       "score comes from a copy of that model that never saw the row, so it cannot leak the answer.")
     many = [c.name for c in data.used_columns if c.role == "categorical" and c.n_unique >= NATIVE_CATEGORY_LIMIT]
     if many:
         reasons.append(f"Columns with very many categories ({', '.join(many)}) are replaced by the average target "

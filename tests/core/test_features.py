@@ -40,7 +40,7 @@ def test_unseen_and_missing_values_at_predict_time():
 
 def test_date_parts():
     parts = DateParts().fit(pd.DataFrame({"d": ["2024-03-15"]})).transform(pd.DataFrame({"d": ["2024-03-15"]}))
-    assert parts.tolist() == [[2024, 3, 15, 4, 75]]  # Friday, day 75 of a leap year
+    assert parts.tolist() == [[2024, 3, 15, 4, 75, 19797]]  # Friday, day 75 of a leap year, 19,797 days after 1970
 
 
 def test_tree_encoding_passes_numbers_through_without_copying():
@@ -57,10 +57,24 @@ def test_tree_encoding_passes_numbers_through_without_copying():
     assert out.iloc[0, 0] == 1.0
 
 
-def test_text_components_name_their_outputs():
+def test_text_stack_names_its_outputs():
     columns = (col("n", "numeric"), col("t", "text"))
     train = pd.DataFrame({"n": [1.0, 2.0, 3.0, 4.0], "t": ["good fast", "bad slow", "good food", "slow food"]})
     tree, _ = tree_preprocessor(columns, "binary")
     out = tree.fit_transform(train, ["x", "y", "x", "y"])
-    assert out.shape[1] == 1 + len(tree.named_steps["encode"].named_transformers_["text_t"].tfidf_.vocabulary_)
-    assert [c for c in out.columns if "t_" in c][0].endswith("t_0")
+    # The number and the stacked text score; too few rows for the text's components.
+    assert list(out.columns) == ["numeric__n", "text_t__t_text_score"]
+    train = pd.concat([train] * 5, ignore_index=True)
+    out = tree.fit_transform(train, ["x", "y", "x", "y"] * 5)
+    assert list(out.columns[:3]) == ["numeric__n", "text_t__t_text_score", "text_t__t_text_0"]
+    assert out.columns[-1] == "text_t__t_text_7"
+
+
+def test_target_encoding_is_seeded():
+    # Its cross-fitting shuffles the rows: the plan's seed must fix how, or a rerun differs.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"city": [f"c{i}" for i in rng.integers(0, 600, 2000)]})
+    y = rng.choice(["a", "b"], 2000)
+    columns = (col("city", "categorical", n_unique=600),)
+    runs = [tree_preprocessor(columns, "binary", seed)[0].fit_transform(frame, y).to_numpy() for seed in (1, 1, 2)]
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
