@@ -242,6 +242,11 @@ def confusion(conf: Confusion, threshold: float | None = None) -> str:
     cells = sorted((tuple(c) for c in np.argwhere(off == top)), key=lambda c: (-top / rows[c[0]], c))
     if len(cells) == 1:
         i, j = cells[0]
+        if int(off.sum()) == 1:
+            return text + f" Its one mistake takes a {quote(labels[i])} row for {quote(labels[j])}."
+        if int(off.sum()) == top:
+            return text + (f" All its mistakes are one kind: {top:,} of the {int(rows[i]):,} {quote(labels[i])} rows "
+                           f"taken for {quote(labels[j])}.")
         return text + (f" It most often takes {quote(labels[i])} for {quote(labels[j])}: {top:,} of the "
                        f"{int(rows[i]):,} {quote(labels[i])} rows.")
     pairs = [f"{quote(labels[i])} taken for {quote(labels[j])}" for i, j in cells[:3]]

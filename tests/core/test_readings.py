@@ -115,6 +115,10 @@ def test_confusion_ties_perfect_and_empty():
     assert "most common mistakes, 2 rows each" in text
     assert "“c” taken for “a”" in text and "“a” taken for “b”" in text
     assert text.index("“c” taken for “a”") < text.index("“a” taken for “b”")  # 2 of 9 before 2 of 10
+    one = readings.confusion(Confusion(("a", "b", "c"), np.array([[10, 0, 0], [0, 10, 0], [0, 1, 9]])))
+    assert one.endswith("Its one mistake takes a “c” row for “b”.")
+    alike = readings.confusion(Confusion(("a", "b", "c"), np.array([[10, 0, 0], [0, 10, 0], [0, 2, 8]])))
+    assert alike.endswith("All its mistakes are one kind: 2 of the 10 “c” rows taken for “b”.")
     perfect = readings.confusion(Confusion(("a", "b", "c"), np.diag([10, 10, 10])))
     assert "all 30 validation rows right" in perfect
     assert "no validation rows" in readings.confusion(Confusion(("a", "b", "c"), np.zeros((3, 3), dtype=int)))
