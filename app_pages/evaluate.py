@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from core import plots
+from core import plots, readings
 from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES, PROBA_PREFIX, verdict
 from ui import state, views
+from ui.chart_notes import notes
 from ui.compare_view import contest_section
 from ui.threshold_view import threshold_section
 
@@ -61,41 +62,49 @@ if classification:
         matrix = point.confusion if point is not None else run.confusion
         st.plotly_chart(plots.confusion_matrix(matrix, normalised=shares,
                                                threshold=point.threshold if point is not None else None))
-        st.caption("Rows are the true class, columns what the model said: the diagonal is right, everything "
-                   "else is a mistake, and the biggest off-diagonal cells are the classes it confuses.")
+        notes(readings.confusion(matrix, point.threshold if point is not None else None),
+              "Rows are the true class, columns what the model said: the diagonal is right, everything else is a "
+              "mistake, and the biggest off-diagonal cells are the classes it confuses.", "confusion-matrix")
     pr_words = ("Each point is one decision threshold: further right finds more real cases (recall), higher means "
                 "fewer false alarms (precision). The dotted line is guessing.")
     if point is not None:
         pr_words += " The red dot is the threshold on the slider."
-    pr = (views.side_legend(plots.pr_curves(report.pr_curves, point)), pr_words)
-    roc = (views.side_legend(plots.roc_curves(report.roc_curves)), "The higher the curve bends above the diagonal, the better the "
-           "model ranks real cases above the rest. It looks good even when the rare class is handled badly.")
+    pr = (views.side_legend(plots.pr_curves(report.pr_curves, point)), readings.pr_curves(report.pr_curves, point),
+          pr_words, "precision-recall-curve")
+    roc = (views.side_legend(plots.roc_curves(report.roc_curves)),
+           readings.roc_curves(report.roc_curves, point, imbalanced), "The higher the curve bends above the diagonal, "
+           "the better the model ranks real cases above the rest. It looks good even when the rare class is handled "
+           "badly.", "roc-auc")
     first, second = (pr, roc) if imbalanced else (roc, pr)
     if report.pr_curves:
         with right:
             st.plotly_chart(first[0])
-            st.caption(first[1])
+            notes(*first[1:])
         left, right = st.columns(2)
         with left:
             st.plotly_chart(second[0])
-            st.caption(second[1])
+            notes(*second[1:])
     history_slot = right
 else:
     left, right = st.columns(2)
     with left:
         st.plotly_chart(plots.predicted_vs_actual(run.predictions))
-        st.caption("Each dot is a validation row: on the dotted diagonal the prediction is exact; dots far from "
-                   "it are big misses.")
+        notes(readings.predicted_vs_actual(run.predictions),
+              "Each dot is a validation row: on the dotted diagonal the prediction is exact; dots far from it are "
+              "big misses.", "mae")
     with right:
         st.plotly_chart(plots.residuals(run.predictions))
-        st.caption("The error of each row against its prediction: a shapeless band around 0 is good; a curve or "
-                   "a funnel means the model misses a pattern.")
+        notes(readings.residuals(run.predictions),
+              "The error of each row against its prediction: a shapeless band around 0 is good; a curve or a "
+              "funnel means the model misses a pattern.", "residual")
     history_slot = st.columns(2)[0]
 
 with history_slot:
     st.plotly_chart(plots.loss_curve(run.history, x_title=run.model.curve_unit))
-    st.caption("Loss on the training rows and on the validation rows as training went on. When validation "
-               "loss rises while training loss keeps falling, the model is memorising (overfitting).")
+    notes(readings.loss_curve(run.history, run.model.curve_unit, stopped_early=run.stopped_early,
+                              cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates)),
+          "Loss on the training rows and on the validation rows as training went on. When validation loss rises "
+          "while training loss keeps falling, the model is memorising (overfitting).", "overfitting")
 
 # ---------------------------------------------------------------- why
 gallery = views.load_gallery(run.path) if run.kind == "images" else None
@@ -103,9 +112,10 @@ if run.importances:
     st.subheader("Which columns matter")
     st.plotly_chart(plots.feature_importance(run.importances))
     rows = run.importance_rows
-    st.caption("How much the score drops when one column's values are shuffled (breaking its link to the "
-               f"target), measured on {rows or 'the'} validation rows; the whiskers show the spread over "
-               "repeats. Grey bars: the column did not help.")
+    notes(readings.importances(run.importances, run.task),
+          "How much the score drops when one column's values are shuffled (breaking its link to the target), "
+          f"measured on {rows or 'the'} validation rows; the whiskers show the spread over repeats. Grey bars: the "
+          "column did not help.", "permutation-importance")
     with st.expander("Importances as a table"):
         st.dataframe([{"column": i.feature, "drop in score": i.importance, "± spread": i.std}
                       for i in run.importances], hide_index=True)
@@ -113,8 +123,9 @@ elif gallery is not None:
     st.subheader("The most confident mistakes")
     overlay = st.toggle("Show what the model looked at (saliency)", value=True, key=state.EVALUATE_SALIENCY)
     st.plotly_chart(plots.image_gallery(gallery.images, gallery.titles, gallery.saliency if overlay else None))
-    st.caption("Validation images the model got wrong while being most sure of itself. Red marks the pixels "
-               "that pushed it to its answer most: if they lie off the object, it learnt a shortcut.")
+    notes(readings.gallery(gallery.true, gallery.predicted, gallery.confidence, run.confusion),
+          "Validation images the model got wrong while being most sure of itself. Red marks the pixels that pushed "
+          "it to its answer most: if they lie off the object, it learnt a shortcut.", "saliency")
 
 if not run.worst.empty:
     st.subheader("The worst errors")

@@ -65,13 +65,16 @@ def loss_curve(history: Sequence[Any], x_title: str = "epoch", best_epoch: int |
         mode = "lines+markers" if len(epoch) < 60 else "lines"
         traces = [go.Scatter(x=epoch, y=train, mode=mode, name="training loss"),
                   go.Scatter(x=epoch, y=valid, mode=mode, name="validation loss")]
-        if best_epoch is None and len(valid) and np.isfinite(valid).any():
+        if best_epoch is None and len(valid) > 1 and np.isfinite(valid).any():  # one point: nothing to mark
             best_epoch = int(epoch[int(np.nanargmin(valid))])
         if best_epoch is not None:
+            # The label sits inside the plot, on the roomier side of the line: above it, it ran into the legend.
+            left = len(epoch) > 0 and best_epoch > (epoch[0] + epoch[-1]) / 2
             extra = dict(shapes=[dict(type="line", x0=best_epoch, x1=best_epoch, y0=0, y1=1, yref="paper",
                                       line=dict(dash="dot", color="grey"))],
                          annotations=[dict(x=best_epoch, y=1, yref="paper", text="lowest validation loss",
-                                           showarrow=False, yanchor="bottom")])
+                                           showarrow=False, yanchor="top", xanchor="right" if left else "left",
+                                           xshift=-4 if left else 4, yshift=-8)])
     return go.Figure(data=traces, layout=_layout("Loss while training (lower is better)", x_title, "loss", **extra))
 
 

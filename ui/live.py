@@ -11,10 +11,11 @@ from typing import Any
 
 import streamlit as st
 
-from core import plots
+from core import plots, readings
 from core.compare import leaderboard_rows
 from core.progress import Progress, summarise
 from ui import state
+from ui.chart_notes import notes
 from ui.widgets import device_badge, leaderboard_frame
 
 
@@ -79,9 +80,10 @@ def _running(manager, job) -> None:
     if progress.epochs:
         st.plotly_chart(plots.loss_curve(progress.epochs, x_title=progress.curve_unit),
                         key=f"live-{job.job_id}")
-        st.caption("Both lines should fall. When the validation line turns up while the training line keeps "
-                   "falling, the model has started memorising the training rows (overfitting): training stops "
-                   "there and keeps the best point.")
+        notes(readings.live_curve(progress.epochs, progress.curve_unit),
+              "Both lines should fall. When the validation line turns up while the training line keeps falling, "
+              "the model has started memorising the training rows (overfitting): training stops soon after (a "
+              "neural network then goes back to its best epoch).", "overfitting")
     if len(progress.steps) > 1:
         st.plotly_chart(plots.step_curve(progress.steps, progress.step_losses), key=f"steps-{job.job_id}")
         st.caption("Loss on each batch of training examples: noisy, but it should trend down.")

@@ -25,7 +25,8 @@ TRAIN = Page("app_pages/train.py", "Train", ":material/model_training:")
 EVALUATE = Page("app_pages/evaluate.py", "Evaluate", ":material/query_stats:")
 PREDICT = Page("app_pages/predict.py", "Predict", ":material/online_prediction:")
 RUNS = Page("app_pages/runs.py", "Runs", ":material/history:")
-ALL = (DATA, TRAIN, EVALUATE, PREDICT, RUNS)
+GLOSSARY = Page("app_pages/glossary.py", "Glossary", ":material/menu_book:")  # address: core.glossary.PAGE_URL
+ALL = (DATA, TRAIN, EVALUATE, PREDICT, RUNS, GLOSSARY)
 
 
 def navigation():

@@ -156,6 +156,9 @@ class Gallery:
     images: np.ndarray  # uint8 N×C×H×W
     saliency: np.ndarray | None  # float N×H×W, larger = mattered more to the prediction
     titles: tuple[str, ...]
+    true: tuple[str, ...] = ()  # each image's true class, predicted class and the model's confidence
+    predicted: tuple[str, ...] = ()
+    confidence: tuple[float, ...] = ()
 
 
 def load_gallery(run_dir: str | Path) -> Gallery | None:
@@ -175,4 +178,5 @@ def load_gallery(run_dir: str | Path) -> Gallery | None:
         files = arrays["files"] if "files" in arrays else [""] * n
     titles = tuple(f"true {t} → said {p} ({c:.0%})" + (f"<br>{Path(str(f)).name}" if str(f) else "")
                    for t, p, c, f in zip(true, predicted, confidence, files, strict=True))
-    return Gallery(images=images, saliency=saliency, titles=titles)
+    return Gallery(images=images, saliency=saliency, titles=titles, true=tuple(map(str, true)),
+                   predicted=tuple(map(str, predicted)), confidence=tuple(float(c) for c in confidence))

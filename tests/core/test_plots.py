@@ -79,3 +79,8 @@ def test_progress_summary():
     assert "Epoch 2 of at most 10" in p.status_line()
     done = summarise(events + [RunFinished(run="/x", cancelled=True)])
     assert done.fraction == 1.0 and "best model so far" in done.status_line()
+
+
+def test_a_one_point_curve_has_no_lowest_loss_marker():
+    fig = plots.loss_curve(HISTORY[:1])  # a model fitted in one go: nothing to point at
+    assert len(fig.data[0].x) == 1 and not fig.layout.shapes and not fig.layout.annotations
