@@ -202,6 +202,9 @@ def test_vocabulary_is_counted_on_a_bounded_sample():
     full = TextVectors(word_features=1000, char_features=0, vocab_rows=10_000, seed=0).fit(docs)
     assert len(small.get_feature_names_out()) < len(full.get_feature_names_out()) <= 1000
     assert small.transform(docs).shape == (500, len(small.get_feature_names_out()))
+    # Its rows are vectorised once, in place among the others: the same as vectorising them again.
+    both = TextVectors(vocab_rows=50, seed=0)
+    assert abs(both.fit_transform(docs) - both.transform(docs)).max() == 0
 
 
 def test_stacking_is_seeded():
