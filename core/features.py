@@ -611,7 +611,7 @@ def dense_preprocessor(columns: Sequence[ColumnInfo]) -> Pipeline:
     for name in _by_role(columns, "text"):
         # A scalar column name hands the vectorizer a 1-D column of strings, as it expects.
         parts.append((f"text_{name}", TextVectors(TEXT_MAX_FEATURES, TEXT_CHAR_FEATURES, TEXT_CHAR_NGRAMS,
-                                                              TEXT_VOCAB_ROWS), name))
+                                                  TEXT_VOCAB_ROWS), name))
     # Sparse out when there is text (its vectors are ~95% zeros): 100k reviews took 190 MB where
     # the old dense 1,000 word columns took 1.2 GB. Linear models fit sparse rows as they are, the
     # MLP makes its float32 batches from them, importance goes through the whole pipeline. Without
