@@ -209,8 +209,8 @@ def test_vocabulary_is_counted_on_a_bounded_sample():
 
 def test_stacking_is_seeded():
     frame, y = random_reviews(150, seed=7, planted="refund")
-    assert np.array_equal(stacked(frame, y, seed=3)[1].to_numpy(), stacked(frame, y, seed=3)[1].to_numpy())
-    assert not np.array_equal(stacked(frame, y, seed=3)[1].iloc[:, 1], stacked(frame, y, seed=4)[1].iloc[:, 1])
+    first, again, other = (stacked(frame, y, seed=seed)[1].to_numpy() for seed in (3, 3, 4))
+    assert np.array_equal(first, again) and not np.array_equal(first[:, 1], other[:, 1])
 
 
 def review_table(n=400, seed=8):
