@@ -320,16 +320,23 @@ class TextVectors(BaseEstimator, TransformerMixin):
         return self
 
     def fit_transform(self, X, y=None, **fit_params) -> sp.csr_matrix:
+        # The rows that made the vocabulary are vectorised once (the vectorisers are most of the cost).
         docs = _documents(X)
-        vectors = self._fit(docs, X)
-        # Vectorise the rows once when they all made the vocabulary.
-        return self._stack(vectors, len(docs)) if vectors is not None else self._transform(docs)
+        pick, vectors = self._fit(docs, X)
+        if pick is None:
+            return self._stack(vectors, len(docs))
+        rest = np.setdiff1d(np.arange(len(docs)), pick, assume_unique=True)
+        both = sp.vstack([self._stack(vectors, len(pick)), self._transform(docs[rest])], format="csr")
+        where = np.empty(len(docs), dtype=np.intp)
+        where[np.r_[pick, rest]] = np.arange(len(docs))
+        return both[where]
 
     def transform(self, X) -> sp.csr_matrix:
         return self._transform(_documents(X))
 
-    def _fit(self, docs: np.ndarray, X) -> list[sp.csr_matrix] | None:
-        """Learn the vocabularies; the rows' vectors when every row was counted, else None."""
+    def _fit(self, docs: np.ndarray, X) -> tuple[np.ndarray | None, list[sp.csr_matrix]]:
+        """Learn the vocabularies on (a sample of) the rows: the sample's positions (None: every
+        row) and its vectors."""
         self.column_ = _text_name(X)
         pick = _sample(len(docs), self.vocab_rows, self.seed)
         sample = docs if pick is None else docs[pick]
@@ -344,7 +351,7 @@ class TextVectors(BaseEstimator, TransformerMixin):
             if size > 0 and (fitted := _fit_tfidf(make, sample)) is not None:
                 self.vectorizers_.append((kind, fitted[0]))
                 vectors.append(fitted[1])
-        return vectors if pick is None else None
+        return pick, vectors
 
     def _transform(self, docs: np.ndarray) -> sp.csr_matrix:
         return self._stack([v.transform(docs) for _, v in self.vectorizers_], len(docs))
@@ -604,7 +611,7 @@ def dense_preprocessor(columns: Sequence[ColumnInfo]) -> Pipeline:
     for name in _by_role(columns, "text"):
         # A scalar column name hands the vectorizer a 1-D column of strings, as it expects.
         parts.append((f"text_{name}", TextVectors(TEXT_MAX_FEATURES, TEXT_CHAR_FEATURES, TEXT_CHAR_NGRAMS,
-                                                              TEXT_VOCAB_ROWS), name))
+                                                  TEXT_VOCAB_ROWS), name))
     # Sparse out when there is text (its vectors are ~95% zeros): 100k reviews took 190 MB where
     # the old dense 1,000 word columns took 1.2 GB. Linear models fit sparse rows as they are, the
     # MLP makes its float32 batches from them, importance goes through the whole pipeline. Without

@@ -299,9 +299,10 @@ def _feature_reasons(data: Prepared) -> list[str]:
         low, high = TEXT_CHAR_NGRAMS
         reasons.append(f"Free text ({', '.join(texts)}) is read as words, pairs of words and pieces of words "
                        f"({low} to {high} letters), so misspellings and other endings of a word still match. Linear "
-                       "models and neural networks weigh each of these; tree models get the text's own score "
-                       "instead: a simple word model learns the target from the text, and each training row's "
-                       "score comes from a copy of that model that never saw the row, so it cannot leak the answer.")
+                       "models and neural networks weigh each of these. Tree models get the text's own score instead "
+                       "(beside a short summary of what it is about): a simple model learns the target from these "
+                       "words, and each training row's score comes from a copy of that model that never saw the row, "
+                       "so it cannot leak the answer.")
     many = [c.name for c in data.used_columns if c.role == "categorical" and c.n_unique >= NATIVE_CATEGORY_LIMIT]
     if many:
         reasons.append(f"Columns with very many categories ({', '.join(many)}) are replaced by the average target "
