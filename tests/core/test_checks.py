@@ -410,3 +410,30 @@ def test_summary_counts_by_severity():
     record = findings[0].record()
     assert set(record) >= {"id", "severity", "columns", "evidence", "action"}
     assert record["evidence"]["numbers"]["score"] > 0.99
+
+
+def test_findings_and_what_was_done_reach_the_manifest(tmp_path):
+    """The job's path with the checks (core.pipeline._run plus apply_checks / drop_validation_duplicates):
+    the saved run records every finding, with the validation rows actually dropped."""
+    from core.evaluation import evaluate
+    from core.pipeline import make_plan
+    from core.planner import Overrides
+    from core.run_record import read_run
+    from core.runs import save_run
+    from core.training import fit_split, split_data
+
+    frame = with_copies()
+    frame["refund"] = np.where(frame["churned"] == "yes", "refunded", "none")
+    data = apply_checks(prepared(frame, "churned"))
+    plan = make_plan(data, Overrides(model="linear"))
+    parts = drop_validation_duplicates(split_data(data, plan, keep_rows=False))
+    result = fit_split(parts, plan)
+    run = read_run(save_run(tmp_path, result, evaluate(result, parts.data.classes), parts.data, "copies.csv",
+                            {"load_s": 0.0}), predictions=False)
+    by_id = {c["id"]: c for c in run.checks}
+    assert {"target_leak", "duplicate_rows", "split_duplicates"} <= set(by_id)
+    assert by_id["target_leak"]["columns"] == ["refund"] and by_id["target_leak"]["acted"]
+    assert "refund" not in run.data.feature_columns
+    dropped = by_id["split_duplicates"]["evidence"]["numbers"]["valid_repeats"]
+    assert dropped > 0 and run.split.n_valid == len(parts.valid_idx)
+    assert run.split.n_train + run.split.n_valid + dropped == len(frame)
