@@ -37,6 +37,7 @@ ID_LIKE, CONSTANT, MOSTLY_MISSING, MANY_CATEGORIES = "id_like", "constant", "mos
 NUMBERS_AS_TEXT, MIXED_TYPES, DATE_FORMATS = "numbers_as_text", "mixed_types", "date_formats"
 TINY_CLASS, IMBALANCE, MANY_CLASSES, TARGET_ID_LIKE = "tiny_class", "imbalance", "many_classes", "target_id_like"
 IMAGE_DUPLICATES, IMAGE_SIZES, UNREADABLE_FILES = "image_duplicates", "image_sizes", "unreadable_files"
+CHECK_FAILED = "check_failed"
 
 #: Opt-out keys: ``KEEP_COLUMN + name`` keeps a column the checks would leave out.
 KEEP_COLUMN = "keep_column:"
@@ -116,17 +117,30 @@ def check_table(prepared: Prepared, roles: Mapping[str, str] | None = None, off:
     opt-out keys the user chose. Pure: nothing is changed, the findings say what would be.
     """
     table = _Table(prepared, dict(roles or {}), frozenset(off))
-    order = _sorted_index(table)
+    order = _guarded("row order", _sorted_index, table)
     tracked = {c for f in order for c in f.columns}
-    findings = [*order, *_leaks(table, tracked), *_duplicates(table), *_columns(table), *_target(table)]
+    findings = [*order, *_guarded("leakage", _leaks, table, tracked), *_guarded("duplicates", _duplicates, table),
+                *_guarded("columns", _columns, table), *_guarded("target", _target, table)]
     return _ranked(findings)
+
+
+def _guarded(name: str, check, *args) -> list[Finding]:
+    """A check that fails (a bug, or data no check foresaw) becomes a note; it never stops training."""
+    try:
+        return check(*args)
+    except Exception as err:  # noqa: BLE001 - any failure of one check must leave the others and the run
+        return [Finding(id=CHECK_FAILED, severity="note", title=f"The {name} check could not run",
+                        evidence=f"It stopped with {type(err).__name__}: {_short(err, 200)}.",
+                        action="Nothing was changed for it; the other checks ran. Please report this.")]
 
 
 def check_images(data: ImageData, off: Iterable[str] = ()) -> tuple[Finding, ...]:
     """Every image check: duplicates (perceptual hash), tiny classes, mixed sizes, unreadable files."""
     off = frozenset(off)
-    findings = [*_image_duplicates(data, off), *_tiny_classes(_class_counts(data), "the images", _valid_share(len(data.labels))),
-                *_image_sizes(data), *_unreadable(data)]
+    counts, share = _class_counts(data), _valid_share(len(data.labels))
+    findings = [*_guarded("duplicates", _image_duplicates, data, off),
+                *_guarded("classes", _tiny_classes, counts, "the images", share),
+                *_guarded("sizes", _image_sizes, data), *_guarded("files", _unreadable, data)]
     return _ranked(findings)
 
 
@@ -162,8 +176,8 @@ def _leave_out(data: Prepared, names: Sequence[str], findings: tuple[Finding, ..
 def _left_out_reason(finding: Finding) -> str:
     if finding.id == SORTED_INDEX:
         return "it counts along the rows, and the rows are sorted by the target, so it gives the answer away"
-    return (f"on its own it predicts the target almost perfectly ({finding.numbers['metric']} "
-            f"{finding.numbers['score']:.3f} out of fold): probably a leak")
+    return (f"alone it predicts the target almost perfectly, {finding.numbers['metric']} "
+            f"{finding.numbers['score']:.3f} out of fold: probably a leak")
 
 
 def drop_validation_duplicates(parts: Any) -> Any:
@@ -668,7 +682,7 @@ def _id_like(table: _Table) -> Finding | None:
         return None
     return Finding(
         id=ID_LIKE, severity="note", columns=tuple(c.name for c in ids),
-        title=f"{_count(len(ids), 'column')} {_verb(len(ids), 'looks', 'look')} like an ID: {_names([c.name for c in ids])}",
+        title=f"{_subject([c.name for c in ids])} {_verb(len(ids), 'looks', 'look')} like an ID",
         evidence="; ".join(f"'{c.name}': {c.reason} ({c.n_unique:,} distinct values)" for c in ids[:EXAMPLES]) + ".",
         numbers={c.name: {"distinct": c.n_unique} for c in ids},
         acted=True, action="Left out: an ID names a row, it says nothing a model could use on new rows. Set its role "
@@ -699,7 +713,8 @@ def _constant(table: _Table) -> Finding | None:
         action.append(f"Kept: {_names([n for n, _, _ in nearly])} (the few other values may still matter).")
     return Finding(
         id=CONSTANT, severity="note", columns=tuple([c.name for c in constant] + [n for n, _, _ in nearly]),
-        title=f"{_count(len(constant) + len(nearly), 'column')} hardly {_verb(len(constant) + len(nearly), 'varies', 'vary')}",
+        title=f"{_subject([c.name for c in constant] + [n for n, _, _ in nearly])} hardly "
+              f"{_verb(len(constant) + len(nearly), 'varies', 'vary')}",
         evidence="; ".join(parts[:EXAMPLES]) + (f"; and {len(parts) - EXAMPLES} more" if len(parts) > EXAMPLES else "")
         + f"{table.sample_words()}.",
         numbers={n: {"top_share": round(s, 4)} for n, s, _ in nearly},
@@ -722,7 +737,8 @@ def _mostly_missing(table: _Table) -> Finding | None:
                       "which can itself carry information.")
     return Finding(
         id=MOSTLY_MISSING, severity="note", columns=tuple([c.name for c in empty] + [c.name for c, _ in sparse]),
-        title=f"{_count(len(empty) + len(sparse), 'column')} {_verb(len(empty) + len(sparse), 'is', 'are')} mostly missing",
+        title=f"{_subject([c.name for c in empty] + [c.name for c, _ in sparse])} "
+              f"{_verb(len(empty) + len(sparse), 'is', 'are')} mostly missing",
         evidence="; ".join(parts) + ".", numbers={c.name: {"missing_share": round(s, 4)} for c, s in sparse},
         acted=bool(empty), action=" ".join(action))
 
@@ -735,7 +751,7 @@ def _many_categories(table: _Table) -> Finding | None:
         return None
     return Finding(
         id=MANY_CATEGORIES, severity="note", columns=tuple(c.name for c in many),
-        title=f"{_count(len(many), 'column')} {_verb(len(many), 'has', 'have')} very many categories",
+        title=f"{_subject([c.name for c in many])} {_verb(len(many), 'has', 'have')} very many categories",
         evidence="; ".join(f"'{c.name}' has {c.n_unique:,} distinct values" for c in many) + ".",
         numbers={c.name: {"distinct": c.n_unique} for c in many}, acted=False,
         action="Kept: trees replace each category by its average target, learnt without peeking at the row itself; "
@@ -764,7 +780,7 @@ def _numbers_as_text(table: _Table) -> Finding | None:
                                                                        if ex else "") for n, b, t, ex in hits]
     return Finding(
         id=NUMBERS_AS_TEXT, severity="note", columns=tuple(n for n, *_ in hits),
-        title=f"{_count(len(hits), 'column')} {_verb(len(hits), 'holds', 'hold')} numbers stored as text",
+        title=f"{_subject([n for n, *_ in hits])} {_verb(len(hits), 'holds', 'hold')} numbers stored as text",
         evidence="; ".join(parts) + f"{table.sample_words(SCORE_ROWS)}.",
         numbers={n: {"not_numbers": b, "filled": t} for n, b, t, _ in hits},
         examples=tuple({"column": n, "value": v} for n, _, _, ex in hits for v in ex)[:EXAMPLES], acted=False,
@@ -792,7 +808,7 @@ def _mixed_types(table: _Table) -> Finding | None:
         return None
     return Finding(
         id=MIXED_TYPES, severity="note", columns=tuple(n for n, _, _ in hits),
-        title=f"{_count(len(hits), 'column')} {_verb(len(hits), 'mixes', 'mix')} numbers and words",
+        title=f"{_subject([n for n, _, _ in hits])} {_verb(len(hits), 'mixes', 'mix')} numbers and words",
         evidence="; ".join(f"'{n}' holds numbers in {s:.0%} of its filled cells and words in the rest (e.g. "
                            f"{', '.join(repr(_short(v)) for v in ex)})" for n, s, ex in hits) + f"{table.sample_words(SCORE_ROWS)}.",
         numbers={n: {"number_share": round(s, 4)} for n, s, _ in hits},
@@ -832,7 +848,7 @@ def _date_formats(table: _Table) -> Finding | None:
              for n, common, ex, _ in hits]
     return Finding(
         id=DATE_FORMATS, severity="warning", columns=tuple(n for n, *_ in hits),
-        title=f"{_count(len(hits), 'date column')} written in several formats",
+        title=f"{_subject([n for n, *_ in hits], 'date column')} {_verb(len(hits), 'is', 'are')} written in several formats",
         evidence="; ".join(parts) + f"{table.sample_words(SCORE_ROWS)}. Mixed formats are where a day and a month get swapped "
                                     "(is 03/05 the 3rd of May or the 5th of March?).",
         numbers={n: dict(common) for n, common, _, _ in hits},
@@ -997,11 +1013,12 @@ def _image_duplicates(data: ImageData, off: frozenset[str]) -> list[Finding]:
                   f"another in the same class).{across_words} With the automatic split, {in_both:,} of the "
                   f"{len(valid):,} validation images ({share:.1%}) {_verb(in_both, 'has', 'have')} a look-alike among the training images."),
         numbers={"groups": len(multi), "images": n_images, "exact_copies": identical, "groups_across_classes": len(across),
-                 "valid_lookalikes": in_both, "valid": len(valid), "drop_from_validation": not opted_out},
-        examples=examples, acted=False, opt_out=KEEP_VALID_DUPLICATES,
-        action=("Exact copies that would sit in validation and training are dropped from validation"
-                + (" — you chose to keep them." if opted_out else "; keep them with 'keep duplicates in validation'.")
-                + " Look-alikes are shown for you to check: remove copies, fix labels that disagree."))]
+                 "valid_lookalikes": in_both, "valid": len(valid), "drop_from_validation": bool(identical) and not opted_out},
+        examples=examples, acted=False, opt_out=KEEP_VALID_DUPLICATES if identical else None,
+        action=(("Exact copies that would sit in validation and training are dropped from validation"
+                 + (" — you chose to keep them. " if opted_out else "; keep them with 'keep duplicates in validation'. ")
+                 if identical else "Nothing is dropped: none is an exact copy. ")
+                + "Look-alikes are shown for you to check: remove copies, fix labels that disagree."))]
 
 
 def _image_sizes(data: ImageData) -> list[Finding]:
@@ -1053,6 +1070,14 @@ def _unreadable(data: ImageData) -> list[Finding]:
 def _count(n: int, singular: str, plural: str | None = None) -> str:
     """"1 row", "2 rows", "1,024 classes"."""
     return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
+def _subject(names: Sequence[str], what: str = "column") -> str:
+    """A title's subject: "'notes'", "'a', 'b' and 'c'", or "7 columns" past three."""
+    if len(names) > 3:
+        return _count(len(names), what)
+    quoted = [f"'{_short(n)}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def _verb(n: int, singular: str, plural: str) -> str:

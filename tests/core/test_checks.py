@@ -437,3 +437,14 @@ def test_findings_and_what_was_done_reach_the_manifest(tmp_path):
     dropped = by_id["split_duplicates"]["evidence"]["numbers"]["valid_repeats"]
     assert dropped > 0 and run.split.n_valid == len(parts.valid_idx)
     assert run.split.n_train + run.split.n_valid + dropped == len(frame)
+
+
+def test_a_check_that_fails_becomes_a_note_and_the_others_still_run(monkeypatch):
+    def broken(table):
+        raise ValueError("no such thing")
+
+    monkeypatch.setattr(checks, "_duplicates", broken)
+    findings = check_table(prepared(leaky_churn(), "churned"))
+    failed = one(findings, checks.CHECK_FAILED)
+    assert failed.severity == "note" and "ValueError: no such thing" in failed.evidence
+    assert one(findings, checks.TARGET_LEAK).acted
