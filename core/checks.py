@@ -255,9 +255,10 @@ class _Table:
         self.prepared, self.roles, self.off = prepared, roles, off
         self.X, self.y, self.task, self.target = prepared.X, prepared.y, prepared.task, prepared.target
         self.n = len(self.X)
-        rng = np.random.default_rng(0)
-        self.sample = np.sort(rng.choice(self.n, SAMPLE_ROWS, replace=False)) if self.n > SAMPLE_ROWS else None
-        self.scored = np.sort(rng.choice(self.n, SCORE_ROWS, replace=False)) if self.n > SCORE_ROWS else None
+        # One shuffle gives both samples (the scored rows are among the sampled ones), in file order.
+        order = np.random.default_rng(0).permutation(self.n) if self.n > SCORE_ROWS else None
+        self.sample = np.sort(order[:SAMPLE_ROWS]) if self.n > SAMPLE_ROWS else None
+        self.scored = np.sort(order[:SCORE_ROWS]) if order is not None else None
         self.classes = prepared.classes
         if self.task == "regression":
             self.codes = None
@@ -479,8 +480,9 @@ def _spearman(values: np.ndarray, order: np.ndarray) -> float:
 
 def _pair_examples(table: _Table, name: str) -> tuple[dict[str, Any], ...]:
     """A few rows showing the column beside the target, one per target value where possible."""
-    frame = pd.DataFrame({name: table.X[name].to_numpy(), table.target: table.y.to_numpy()})
-    head = frame.iloc[table.rows(table.scored)[:2000]]
+    positions = table.rows(table.scored)[:2000]
+    head = pd.DataFrame({name: table.X[name].iloc[positions].to_numpy(),
+                         table.target: table.y.iloc[positions].to_numpy()}, index=positions)
     picked = head.drop_duplicates(subset=[table.target]).head(EXAMPLES)
     if len(picked) < EXAMPLES:
         picked = pd.concat([picked, head.drop(picked.index).head(EXAMPLES - len(picked))])
@@ -493,25 +495,31 @@ def _duplicates(table: _Table) -> list[Finding]:
     """Rows repeated exactly; rows that would sit on both sides of the split; same inputs, other target."""
     if table.X.shape[1] == 0:
         return []
-    column_hashes = [_column_hash(table.X[c]) for c in table.X.columns]
+    distinct = {c.name: c.n_unique for c in table.prepared.columns}
+    names = sorted(table.X.columns, key=lambda name: -distinct.get(name, 0))
+    hashes = {name: _column_hash(table.X[name]) for name in names[:3]}
+    # When the most varied columns already tell every row apart, no two rows can agree in all of
+    # them (nor share all their inputs): the other columns need no hashing (half the cost at 1M rows).
+    if not pd.Series(_combine(list(hashes.values()))).duplicated().any():
+        return []
+    column_hashes = [hashes.get(name) if name in hashes else _column_hash(table.X[name]) for name in names]
     inputs = _combine(column_hashes)
-    target = _column_hash(pd.Series(table.y.to_numpy(dtype=object)))
+    target = _column_hash(table.y)
     rows = _mix(inputs, target)
-    repeated = pd.Series(rows).duplicated().to_numpy()
+    in_groups = pd.Series(rows).duplicated(keep=False).to_numpy()
     findings = []
-    chance = _chance_pairs(table, [*column_hashes, target])
-    if repeated.any():
-        findings += _duplicate_findings(table, rows, repeated, chance)
+    if in_groups.any():
+        findings += _duplicate_findings(table, rows, in_groups, _chance_pairs(table, [*column_hashes, target]))
     same_inputs = pd.Series(inputs).duplicated(keep=False).to_numpy()
     if same_inputs.any():
         findings += _conflicts(table, inputs, target, same_inputs, _chance_pairs(table, column_hashes))
     return findings
 
 
-def _duplicate_findings(table: _Table, rows: np.ndarray, repeated: np.ndarray, chance: float) -> list[Finding]:
-    n_repeated = int(repeated.sum())
-    in_groups = pd.Series(rows).duplicated(keep=False).to_numpy()
-    pairs = _pairs(rows[in_groups])
+def _duplicate_findings(table: _Table, rows: np.ndarray, in_groups: np.ndarray, chance: float) -> list[Finding]:
+    sizes = pd.Series(rows[in_groups]).value_counts().to_numpy().astype(float)
+    n_repeated = int(sizes.sum() - len(sizes))  # every row of a group but its first
+    pairs = float(np.sum(sizes * (sizes - 1) / 2))
     natural = pairs <= CHANCE_FACTOR * chance
     opted_out = KEEP_VALID_DUPLICATES in table.off
     share = n_repeated / table.n
@@ -528,16 +536,17 @@ def _duplicate_findings(table: _Table, rows: np.ndarray, repeated: np.ndarray, c
         action="Kept for training (a repeated row only counts more). Copies that would also sit in validation are "
                "dropped from it" + (", unless you keep them." if not natural else "; here they are not copies, so "
                                                                                "they stay."))]
-    valid_repeats, n_valid = _default_split_repeats(table, rows)
+    valid_repeats, n_valid, split_words = _default_split_repeats(table, rows, sizes)
     if valid_repeats:
         found.append(_split_finding(valid_repeats, n_valid, "rows", acted=not natural and not opted_out
                                     and valid_repeats <= MAX_DROP_SHARE * n_valid, opted_out=opted_out,
-                                    natural=natural, split_words="the automatic split", examples=()))
+                                    natural=natural, split_words=split_words, examples=(),
+                                    approx=table.n > SAMPLE_ROWS))
     return found
 
 
 def _split_finding(n_repeat: int, n_valid: int, unit: str, *, acted: bool, opted_out: bool, natural: bool,
-                   split_words: str, examples: tuple) -> Finding:
+                   split_words: str, examples: tuple, approx: bool = False) -> Finding:
     share = n_repeat / n_valid if n_valid else 0.0
     severity: Severity = ("warning" if not natural and n_repeat >= DUPLICATE_WARNING_ROWS
                           and share >= DUPLICATE_WARNING_SHARE else "note")
@@ -552,20 +561,29 @@ def _split_finding(n_repeat: int, n_valid: int, unit: str, *, acted: bool, opted
         action = f"Kept: dropping them would remove more than half of the validation {unit}."
     return Finding(
         id=SPLIT_DUPLICATES, severity=severity, title=f"{_count(n_repeat, 'validation ' + unit[:-1])} {_verb(n_repeat, 'repeats', 'repeat')} a training {unit[:-1]}",
-        evidence=(f"With {split_words}, {n_repeat:,} of the {n_valid:,} validation {unit} ({share:.1%}) "
+        evidence=(f"With {split_words}, {'about ' if approx else ''}{n_repeat:,} of the {n_valid:,} validation {unit} "
+                  f"({share:.1%}) "
                   f"{_verb(n_repeat, 'is', 'are')} identical "
                   f"to a training {unit[:-1]}, so the model would be judged on answers it has memorised."),
         numbers={"valid_repeats": n_repeat, "valid": n_valid, "share": round(share, 4)}, examples=examples,
         acted=acted, opt_out=KEEP_VALID_DUPLICATES, action=action)
 
 
-def _default_split_repeats(table: _Table, rows: np.ndarray) -> tuple[int, int]:
-    """Validation rows identical to a training row under the automatic split (seed 0)."""
+def _default_split_repeats(table: _Table, rows: np.ndarray, sizes: np.ndarray) -> tuple[int, int, str]:
+    """Validation rows identical to a training row: counted under the automatic split (seed 0), or
+    past ``SAMPLE_ROWS`` rows expected from the group sizes (the split itself cost a second at 1M)."""
+    share = _valid_share(table.n)
+    n_valid = int(round(table.n * share))
+    if table.n > SAMPLE_ROWS:
+        # A row of a group of g lands in validation with probability f; it repeats a training row
+        # unless all g − 1 others land in validation too.
+        expected = float(np.sum(sizes * share * (1 - share ** (sizes - 1))))
+        return int(round(expected)), n_valid, f"a random {share:.0%} of the rows held out for validation"
     from core.splits import split_rows
 
-    train, valid = split_rows(table.y.to_numpy(), table.task, _valid_share(table.n), 0)
+    train, valid = split_rows(table.y.to_numpy(), table.task, share, 0)
     repeats = pd.Series(rows[valid]).isin(pd.Series(rows[train])).to_numpy()
-    return int(repeats.sum()), len(valid)
+    return int(repeats.sum()), len(valid), "the automatic split"
 
 
 def _conflicts(table: _Table, inputs: np.ndarray, target: np.ndarray, same_inputs: np.ndarray,
@@ -595,14 +613,8 @@ def _conflicts(table: _Table, inputs: np.ndarray, target: np.ndarray, same_input
 def _group_examples(table: _Table, keys: np.ndarray, mask: np.ndarray, with_targets: bool = False
                     ) -> tuple[dict[str, Any], ...]:
     """The first few groups: one row of each, which rows hold it, and (conflicts) the targets seen."""
-    positions = np.flatnonzero(mask)
-    groups: dict[int, list[int]] = {}
-    for position in positions:
-        key = int(keys[position])
-        if key in groups or len(groups) < EXAMPLES:
-            groups.setdefault(key, []).append(int(position))
-        if len(groups) >= EXAMPLES and all(len(g) >= 2 for g in groups.values()) and position > positions[0] + 10_000:
-            break
+    first_keys = pd.unique(keys[mask])[:EXAMPLES]
+    groups = {int(key): np.flatnonzero(keys == key).tolist() for key in first_keys}
     out = []
     columns = list(table.X.columns)[:8]
     for members in groups.values():
@@ -659,13 +671,15 @@ def _chance_pairs(table: _Table, hashes: Sequence[np.ndarray]) -> float:
         return 0.0
     log_pairs = np.log(n) + np.log(n - 1) - np.log(2)
     for h in hashes:
-        values = h if table.sample is None else h[table.sample]
+        values = h if table.scored is None else h[table.scored]
         counts = pd.Series(values).value_counts().to_numpy().astype(float)
         m = counts.sum()
         agree = float(np.sum(counts * (counts - 1)) / (m * (m - 1))) if m > 1 else 0.0
         if agree == 0.0:
             return 0.0
         log_pairs += np.log(agree)
+        if log_pairs < -30:  # already far below one pair: the other columns cannot raise it
+            return 0.0
     return float(np.exp(min(log_pairs, 700.0)))
 
 
@@ -693,7 +707,9 @@ def _constant(table: _Table) -> Finding | None:
     constant = [c for c in table.prepared.columns if c.role == "constant"]
     nearly: list[tuple[str, float, str]] = []
     for column in table.used():
-        if column.role == "text":
+        # Nearly one value leaves room for at most 1% of other values: a column with more distinct
+        # values than that cannot be nearly constant (no need to count them).
+        if column.role == "text" or column.n_unique > (1 - NEAR_CONSTANT_SHARE) * (table.n - column.n_missing) + 1:
             continue
         values = table.sampled(column.name).dropna()
         if len(values) < 20:
