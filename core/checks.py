@@ -184,7 +184,8 @@ def drop_validation_duplicates(parts: Any) -> Any:
     """The job's hook after the split: validation rows that repeat a training row exactly (inputs
     and target; identical pixels for images) are dropped, as the data's ``duplicate_rows`` /
     ``image_duplicates`` finding says (not when the user opted out, when repeats are the nature
-    of the table, or when that would drop more than half of validation). ``parts`` is a
+    of the table, when a handful cannot move the scores, or when that would drop more than half
+    of validation). ``parts`` is a
     ``core.training.Split``; the same split comes back, its ``data.checks`` saying what was done."""
     data = parts.data
     plan = next((f for f in data.checks if f.id in (DUPLICATE_ROWS, IMAGE_DUPLICATES)
@@ -196,11 +197,9 @@ def drop_validation_duplicates(parts: Any) -> Any:
     if n_repeat == 0:
         return parts
     unit = "images" if isinstance(data, ImageData) else "rows"
-    acted = n_repeat <= MAX_DROP_SHARE * n_valid
-    finding = _split_finding(n_repeat, n_valid, unit, acted=acted, opted_out=False, natural=False,
-                             split_words="this run's split", examples=())
+    finding = _split_finding(n_repeat, n_valid, unit, opted_out=False, natural=False, split_words="this run's split")
     checks = tuple(f for f in data.checks if f.id != SPLIT_DUPLICATES) + (finding,)
-    if not acted:
+    if not finding.acted:
         return replace(parts, data=replace(data, checks=_ranked(checks)))
     keep = ~repeat
     return replace(parts, X_valid=_take(parts.X_valid, keep), y_valid=_take(parts.y_valid, keep),
@@ -533,23 +532,26 @@ def _duplicate_findings(table: _Table, rows: np.ndarray, in_groups: np.ndarray, 
         numbers={"repeated_rows": n_repeated, "rows": table.n, "share": round(share, 4), "copies": not natural,
                  "chance_pairs": round(chance, 2), "drop_from_validation": not natural and not opted_out},
         examples=_group_examples(table, rows, in_groups), acted=False,
+        opt_out=KEEP_VALID_DUPLICATES if not natural else None,
         action="Kept for training (a repeated row only counts more). Copies that would also sit in validation are "
-               "dropped from it" + (", unless you keep them." if not natural else "; here they are not copies, so "
-                                                                               "they stay."))]
+               + ("dropped from it when there are enough to inflate the scores, unless you keep them." if not natural
+                  else "dropped from it, but here they are not copies, so they stay."))]
     valid_repeats, n_valid, split_words = _default_split_repeats(table, rows, sizes)
     if valid_repeats:
-        found.append(_split_finding(valid_repeats, n_valid, "rows", acted=not natural and not opted_out
-                                    and valid_repeats <= MAX_DROP_SHARE * n_valid, opted_out=opted_out,
-                                    natural=natural, split_words=split_words, examples=(),
-                                    approx=table.n > SAMPLE_ROWS))
+        found.append(_split_finding(valid_repeats, n_valid, "rows", opted_out=opted_out, natural=natural,
+                                    split_words=split_words, approx=table.n > SAMPLE_ROWS))
     return found
 
 
-def _split_finding(n_repeat: int, n_valid: int, unit: str, *, acted: bool, opted_out: bool, natural: bool,
-                   split_words: str, examples: tuple, approx: bool = False) -> Finding:
+def _split_finding(n_repeat: int, n_valid: int, unit: str, *, opted_out: bool, natural: bool, split_words: str,
+                   approx: bool = False) -> Finding:
+    """Validation rows repeating a training row: dropped when they are copies, enough to move the
+    scores (a warning's worth), at most half of validation, and the user has not opted out."""
     share = n_repeat / n_valid if n_valid else 0.0
-    severity: Severity = ("warning" if not natural and n_repeat >= DUPLICATE_WARNING_ROWS
-                          and share >= DUPLICATE_WARNING_SHARE else "note")
+    enough = n_repeat >= DUPLICATE_WARNING_ROWS and share >= DUPLICATE_WARNING_SHARE
+    severity: Severity = "warning" if not natural and enough else "note"
+    too_many = n_repeat > MAX_DROP_SHARE * n_valid
+    acted = not natural and enough and not opted_out and not too_many
     if acted:
         action = (f"Dropped from validation: a model scores too well on {unit} it has already seen. To keep them, "
                   "tick 'keep duplicates in validation' on the Data page.")
@@ -557,15 +559,18 @@ def _split_finding(n_repeat: int, n_valid: int, unit: str, *, acted: bool, opted
         action = "Kept in validation, as you chose: the scores may read too high."
     elif natural:
         action = "Kept: such repeats are expected in a table with so few distinct values, not copies."
-    else:
+    elif too_many:
         action = f"Kept: dropping them would remove more than half of the validation {unit}."
+    else:
+        action = (f"Kept: so few cannot move the scores much (from {DUPLICATE_WARNING_ROWS} {unit} and "
+                  f"{DUPLICATE_WARNING_SHARE:.0%} of validation they are dropped from it).")
     return Finding(
         id=SPLIT_DUPLICATES, severity=severity, title=f"{_count(n_repeat, 'validation ' + unit[:-1])} {_verb(n_repeat, 'repeats', 'repeat')} a training {unit[:-1]}",
         evidence=(f"With {split_words}, {'about ' if approx else ''}{n_repeat:,} of the {n_valid:,} validation {unit} "
                   f"({share:.1%}) "
                   f"{_verb(n_repeat, 'is', 'are')} identical "
                   f"to a training {unit[:-1]}, so the model would be judged on answers it has memorised."),
-        numbers={"valid_repeats": n_repeat, "valid": n_valid, "share": round(share, 4)}, examples=examples,
+        numbers={"valid_repeats": n_repeat, "valid": n_valid, "share": round(share, 4)},
         acted=acted, opt_out=KEEP_VALID_DUPLICATES, action=action)
 
 

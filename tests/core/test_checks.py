@@ -448,3 +448,15 @@ def test_a_check_that_fails_becomes_a_note_and_the_others_still_run(monkeypatch)
     failed = one(findings, checks.CHECK_FAILED)
     assert failed.severity == "note" and "ValueError: no such thing" in failed.evidence
     assert one(findings, checks.TARGET_LEAK).acted
+
+
+def test_a_handful_of_repeats_stays_in_validation():
+    """Iris holds one repeated flower; with the automatic split it sits on both sides. One row of
+    thirty cannot inflate the scores: it is shown, and validation keeps its 30 rows."""
+    data = apply_checks(prepare(load_table(SAMPLE_DIR / "iris.csv")))
+    split = one(data.checks, checks.SPLIT_DUPLICATES)
+    assert split.severity == "note" and not split.acted and split.numbers["valid_repeats"] == 1
+    parts = split_of(data, fraction=0.2, seed=0)
+    after = drop_validation_duplicates(parts)
+    assert len(after.X_valid) == len(parts.X_valid) == 30
+    assert not one(after.data.checks, checks.SPLIT_DUPLICATES).acted
