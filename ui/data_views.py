@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core.checks import KEEP_COLUMN, KEEP_VALID_DUPLICATES, SEVERITIES, Finding, summary
+from core.checks import KEEP_COLUMN, KEEP_VALID_DUPLICATES, SEVERITIES, SPLIT_DUPLICATES, Finding, summary
 from core.datasets import SAMPLE_DIR, list_table_samples, load_table
 from core.errors import TrainboardError
 from core.images import load_images_cached, safe_member_name
@@ -153,7 +153,10 @@ def checks_panel(findings: Sequence[Finding], fingerprint: str, target: str | No
     st.caption(f"{summary(findings)}. Trainboard looked for {looked}. Warnings first; open one to see the evidence "
                "and what is done about it.")
     roles = dict(st.session_state.get(state.ROLES) or {})
-    duplicates_switch = False
+    # The one "keep duplicates" switch sits with the rows it would keep (the split's finding), else
+    # with the first finding that offers it.
+    offering = [f for f in findings if f.opt_out == KEEP_VALID_DUPLICATES]
+    switch_at = next((f for f in offering if f.id == SPLIT_DUPLICATES), offering[0] if offering else None)
     for finding in findings:
         label = f"**{finding.severity.capitalize()}** · {finding.title}"
         with st.expander(label, icon=SEVERITY_ICONS[finding.severity], expanded=finding.severity != "note"):
@@ -163,8 +166,7 @@ def checks_panel(findings: Sequence[Finding], fingerprint: str, target: str | No
             st.markdown(f"**What Trainboard does:** {finding.action}")
             if finding.opt_out and finding.opt_out.startswith(KEEP_COLUMN) and finding.columns:
                 _use_anyway(finding.columns[0], fingerprint, target, detected, roles)
-            elif finding.opt_out == KEEP_VALID_DUPLICATES and not duplicates_switch:
-                duplicates_switch = True
+            elif finding is switch_at:
                 _keep_duplicates(fingerprint)
 
 

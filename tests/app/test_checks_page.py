@@ -78,8 +78,9 @@ def test_use_it_anyway_keeps_the_column_and_says_so():
 
 def test_keeping_duplicates_in_validation_is_remembered():
     at = upload(AppTest.from_file(APP, default_timeout=60).run())
-    toggle = next(t for t in at.toggle if t.label == "Keep duplicates in validation")
-    assert not toggle.value
+    assert len(at.toggle) == 1  # one switch, with the rows it keeps
+    toggle = expander(at, "validation rows repeat a training row").toggle[0]
+    assert toggle.label == "Keep duplicates in validation" and not toggle.value
     toggle.set_value(True).run()
     assert not at.exception, at.exception
     assert at.session_state["checks_off"] == ("keep_valid_duplicates",)
