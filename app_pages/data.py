@@ -88,6 +88,7 @@ if loaded.kind == "images":
         label.markdown(f"**{name}**")
         row.image(tiles, width=64)
     st.caption("As the model sees them: resized, with the colours it will train on.")
+    dv.checks_panel(state.prepared().checks, loaded.fingerprint, None, (), images=images)
     pages.link(pages.TRAIN, "Next: Train a model", icon=":material/arrow_forward:")
     st.stop()
 
@@ -129,10 +130,14 @@ if prepared is not None:
                       "(always guessing the common class scores high): Trainboard then weights the classes and "
                       "leads with the precision-recall curve.")
 
+findings = prepared.checks if prepared is not None else ()
+if prepared is not None:
+    dv.checks_panel(findings, loaded.fingerprint, target, dv.detected_columns(loaded.fingerprint, target, frame))
+
 st.subheader("How each column is used")
 st.caption("Trainboard decided a role for every column; change **use as** if it guessed wrong, or set "
            "**ignore** to leave a column out. Columns marked ignore never reach the model.")
-chosen = dv.roles_editor(loaded.fingerprint, frame, target, roles)
+chosen = dv.roles_editor(loaded.fingerprint, frame, target, roles, dv.left_out_by_checks(findings))
 if chosen != roles:
     st.session_state[state.ROLES] = chosen
     st.rerun()

@@ -10,6 +10,7 @@ from core.planner import Overrides
 from core.run_record import read_run
 from ui import pages, state
 from ui.compare_view import compare_section
+from ui.data_views import checks_line
 from ui.live import job_panel
 from ui.widgets import need_data
 
@@ -29,6 +30,7 @@ except TrainboardError as err:
     st.stop()
 
 kind = data.kind
+checks_line(prepared.checks)
 job = state.current_job()
 busy = job is not None and not job.done
 

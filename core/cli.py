@@ -1,7 +1,7 @@
 """``python -m core``: the same functions the pages use, from a terminal (ARCHITECTURE.md, "CLI").
 
-Progress goes to stderr; ``train``'s last stdout line is one JSON object. User errors exit 2
-with one ``error: …`` line and no traceback.
+Progress goes to stderr; ``train``'s (and ``check``'s) last stdout line is one JSON object. User
+errors exit 2 with one ``error: …`` line and no traceback.
 """
 
 from __future__ import annotations
@@ -106,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print a saved run's manifest summary")
     show.add_argument("run_dir")
+
+    check = sub.add_parser("check", help="run the data checks on a table, an image folder or a zip: findings in "
+                                         "words on stderr, one JSON object as the last stdout line")
+    check.add_argument("path")
+    check.add_argument("--target", help="column to predict (default: as for train)")
     return parser
 
 
@@ -180,7 +185,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "predict": cmd_predict, "show": cmd_show}
+def cmd_check(args: argparse.Namespace) -> int:
+    """The data checks the Data page shows; exits 0 whatever they find (2 only for input it cannot read)."""
+    from core.checks import apply_checks, describe, summary
+    from core.datasets import load_table
+    from core.images import is_image_source, load_images
+    from core.schema import prepare
+
+    if not Path(args.path).exists():
+        raise TrainboardError(f"There is no file or folder '{args.path}'. Check the path.")
+    name = Path(args.path).name
+    if is_image_source(args.path):
+        data = load_images(args.path, name=name)
+    else:
+        data = prepare(load_table(args.path, name=name), target=args.target)
+    findings = apply_checks(data).checks
+    print(f"{name}: {summary(findings)}", file=sys.stderr)
+    for finding in findings:
+        print(describe(finding), file=sys.stderr)
+    print(json.dumps({"findings": [f.record() for f in findings]}))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "predict": cmd_predict, "show": cmd_show, "check": cmd_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

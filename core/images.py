@@ -91,6 +91,7 @@ class _Probe:
     label: str  # class name ("" when unlabelled)
     image: Image.Image
     size: tuple[int, int]  # width, height as stored (before any EXIF rotation)
+    mode: str = ""  # Pillow mode as stored ("L", "RGB", "RGBA", "P", …)
 
 
 class _Budget:
@@ -139,7 +140,7 @@ def load_images(source: Any, name: str | None = None, *, image_size: int | None 
     labels = np.fromiter((index[p.label] for p in kept), dtype=np.int64, count=len(kept))
     return ImageData(images=array, labels=labels, class_names=tuple(class_names),
                      paths=tuple(p.name for p in kept), load=_report(shown, array, kept, skipped),
-                     skipped=tuple(skipped))
+                     skipped=tuple(skipped), sizes=tuple(p.size for p in kept), modes=tuple(p.mode for p in kept))
 
 
 def load_unlabelled_images(source: Any, name: str | None = None, *, image_size: int, channels: int,
@@ -399,7 +400,7 @@ def _probe_all(images: list[tuple[str, str, _Entry]], budget: _Budget, limits: I
             if image is None:
                 skipped.append((name, why))
             else:
-                probes.append(_Probe(name, label, image, image.size))
+                probes.append(_Probe(name, label, image, image.size, image.mode))
     return probes
 
 

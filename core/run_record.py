@@ -124,6 +124,7 @@ class RunRecord:
     threshold: Threshold | None = None  # binary runs: the decision threshold Predict applies
     candidates: tuple[dict[str, Any], ...] = ()  # an automatic run's contest (``core.contest``); () otherwise
     contest_reasons: tuple[str, ...] = ()  # …and how it chose, in words (also among the model's reasons)
+    checks: tuple[dict[str, Any], ...] = ()  # the data checks' findings (``core.checks.Finding.record``)
     predictions: pd.DataFrame | None = None  # row, true, predicted (+ proba per class / residual)
     worst: pd.DataFrame | None = None  # the validation rows with the largest errors
 
@@ -215,6 +216,7 @@ def _record(path: Path, m: dict[str, Any]) -> RunRecord:
         messages=tuple(m.get("messages") or ()), versions=dict(m.get("versions") or {}),
         files=tuple(m.get("files") or ()), threshold=_threshold(m), candidates=tuple(m.get("candidates") or ()),
         contest_reasons=tuple((m.get("contest") or {}).get("reasons") or ()),
+        checks=tuple(m.get("checks") or ()),
     )
 
 

@@ -90,6 +90,9 @@ class ImageData:
     load: LoadReport
     skipped: tuple[tuple[str, str], ...] = ()  # (file name, why it was skipped)
     kind: Literal["images"] = "images"
+    sizes: tuple[tuple[int, int], ...] = ()  # each image's width and height as stored, before resizing
+    modes: tuple[str, ...] = ()  # each image's Pillow mode as stored ("L", "RGB", "RGBA", …)
+    checks: tuple[Any, ...] = ()  # the data checks' findings (``core.checks.Finding``), once run
 
     @property
     def image_size(self) -> int:
@@ -120,6 +123,7 @@ class Prepared:
     columns: tuple[ColumnInfo, ...]  # every non-target column, used or dropped, in file order
     messages: tuple[str, ...] = ()  # what was done to the data, in plain words
     n_rows_dropped: int = 0  # rows dropped for a missing target
+    checks: tuple[Any, ...] = ()  # the data checks' findings (``core.checks.Finding``), once run
 
     def column(self, name: str) -> ColumnInfo:
         return next(c for c in self.columns if c.name == name)

@@ -4,7 +4,10 @@ Shared by several pages:
 
 * ``DATASET`` — ``LoadedData``: the data the user picked (name, server-side path, loaded data).
 * ``TARGET`` — the chosen target column (tables).
-* ``ROLES`` — ``{column: role}`` the user changed by hand on the Data page.
+* ``ROLES`` — ``{column: role}`` the user changed by hand on the Data page (a role set on a column the
+  data checks would leave out keeps it: that is their opt back in).
+* ``CHECKS_OFF`` — the data checks' opt-outs the user chose (``core.checks`` keys, e.g. keep duplicates
+  in validation).
 * ``JOB`` — this session's latest training job (its state lives in the job manager).
 * ``RUN`` — the run opened on Evaluate / Predict.
 
@@ -31,7 +34,8 @@ from core.runs import DEFAULT_RUNS_DIR
 from core.types import ImageData, TableData
 
 DATASET, TARGET, ROLES, JOB, RUN = "dataset", "target", "roles", "job_id", "run_dir"
-PREPARED = "_prepared"  # (data, target, roles) → the prepared table, computed once
+CHECKS_OFF = "checks_off"
+PREPARED = "_prepared"  # (data, target, roles, opt-outs) → the prepared, checked table, computed once
 DATA_SEEN = "_data_seen"  # upload fingerprint → None (loaded) or the error it gave
 JOBS_SEEN_DONE = "_jobs_seen_done"  # jobs whose end already reran the page
 COMPARE_JOB = "compare_job_id"  # the Train page's model comparison
@@ -41,6 +45,8 @@ EVALUATE_THRESHOLD_SAVED = "_evaluate_threshold_saved"  # (run id, "success"/"er
 # Widgets
 DATA_TABLE_UPLOAD, DATA_ZIP_UPLOAD, DATA_FOLDER_UPLOAD = "data_table_upload", "data_zip_upload", "data_folder_upload"
 DATA_TARGET = "data_target"
+DATA_USE_COLUMN = "data_use_column"  # one checkbox per column the checks leave out: data_use_column:<…>:<column>
+DATA_KEEP_DUPLICATES = "data_keep_duplicates"  # one toggle per data: data_keep_duplicates:<fingerprint>
 EVALUATE_RUN, EVALUATE_NORMALISED, EVALUATE_SALIENCY = "evaluate_run", "evaluate_normalised", "evaluate_saliency"
 EVALUATE_THRESHOLD = "evaluate_threshold"  # one slider per run: evaluate_threshold:<run id>
 PREDICT_RUN, PREDICT_ZIP, PREDICT_FOLDER, PREDICT_TABLE = "predict_run", "predict_zip", "predict_folder", "predict_table"
@@ -124,9 +130,9 @@ def loaded() -> LoadedData | None:
 
 
 def set_dataset(data: LoadedData) -> None:
-    """Switch to new data: forget the old target, roles and the opened run."""
+    """Switch to new data: forget the old target, roles and check opt-outs."""
     st.session_state[DATASET] = data
-    for key in (TARGET, ROLES):
+    for key in (TARGET, ROLES, CHECKS_OFF):
         st.session_state.pop(key, None)
 
 
@@ -136,9 +142,26 @@ def current_job() -> Any:
     return job_manager().get(job_id) if job_id else None
 
 
+def checks_off() -> tuple[str, ...]:
+    """The data checks' opt-outs chosen on the Data page, in a stable order."""
+    return tuple(sorted(st.session_state.get(CHECKS_OFF) or ()))
+
+
+def set_check_off(key: str, off: bool) -> None:
+    """Turn one of the data checks' automatic actions off (``off=True``) or back on."""
+    chosen = set(checks_off())
+    if off:
+        chosen.add(key)
+    else:
+        chosen.discard(key)
+    st.session_state[CHECKS_OFF] = tuple(sorted(chosen))
+
+
 def prepared() -> Any:
-    """The current data made ready for training (target, roles, task), computed once per
-    (data, target, roles) and kept in the session. Raises ``core.errors.DataError``."""
+    """The current data made ready for training (target, roles, task) and checked (``core.checks``:
+    the findings in ``.checks``, a leaking column left out unless the user kept it), computed once
+    per (data, target, roles, opt-outs) and kept in the session. Raises ``core.errors.DataError``."""
+    from core.checks import apply_checks
     from core.pipeline import prepare_data
 
     data = loaded()
@@ -146,9 +169,10 @@ def prepared() -> Any:
         return None
     target = st.session_state.get(TARGET)
     roles = dict(st.session_state.get(ROLES) or {})
-    key = (data.fingerprint or data.path, target, tuple(sorted(roles.items())))
+    off = checks_off()
+    key = (data.fingerprint or data.path, target, tuple(sorted(roles.items())), off)
     memo = st.session_state.get(PREPARED)
     if memo is None or memo[0] != key:
-        memo = (key, prepare_data(data.data, target, roles))
+        memo = (key, apply_checks(prepare_data(data.data, target, roles), roles, off))
         st.session_state[PREPARED] = memo
     return memo[1]

@@ -71,3 +71,34 @@ def test_bad_empty_file(tmp_path):
     empty.write_text("")
     result = cli("train", empty)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_check_prints_findings_in_words_and_as_json(tmp_path):
+    frame = churn_like(n=600)
+    frame["refund"] = frame["churned"].map({"yes": "refunded", "no": "none"})
+    data = tmp_path / "leaky.csv"
+    frame.to_csv(data, index=False)
+    result = cli("check", data, "--target", "churned")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout.strip().splitlines()[-1])["findings"]
+    leak = next(f for f in findings if f["id"] == "target_leak")
+    assert leak["severity"] == "warning" and leak["columns"] == ["refund"] and leak["acted"]
+    assert set(leak) >= {"id", "severity", "columns", "evidence", "action"}
+    assert "warning [target_leak] 'refund' alone predicts 'churned'" in result.stderr
+    assert "Left out of training" in result.stderr
+
+
+def test_check_exits_0_on_clean_data_and_reads_image_zips():
+    result = cli("check", ROOT / "sample_data" / "shapes.zip")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"findings": []}
+    assert "shapes.zip: No findings" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00", b""])
+def test_check_exits_2_on_unreadable_input(tmp_path, content):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    result = cli("check", bad)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert result.stdout == ""
