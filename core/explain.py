@@ -428,12 +428,22 @@ def _disagreement(dep: Dependence) -> float:
 
 
 def _ice_words(dep: Dependence) -> str:
-    """Whether the single rows agree with the average (no interaction) or fan out."""
+    """Whether single rows follow the average (no interaction), move the same way by very
+    different amounts, or go different ways — each row's change between the grid values where the
+    average is lowest and highest, against the average's own change."""
     if len(dep.ice) < 3:
         return ""
-    if _disagreement(dep) > 0.5 * float(np.ptp(dep.average)):
-        return (f" The thin lines (single rows) differ: how much {dep.column} matters depends on the row's other "
-                "columns.")
+    lo, hi = int(np.argmin(dep.average)), int(np.argmax(dep.average))
+    total = float(dep.average[hi] - dep.average[lo])
+    if total <= 0:
+        return ""
+    each = (dep.ice[:, hi] - dep.ice[:, lo]) / total  # 1: this row moves exactly as the average
+    if np.mean(each < -0.1) > 0.1:
+        return (f" The thin lines (single rows) go different ways: {dep.column} raises the prediction for some "
+                "rows and lowers it for others, so it matters together with other columns.")
+    if float(np.std(each)) > 0.35:
+        return (f" The thin lines (single rows) move the same way, some far more than others: how much "
+                f"{dep.column} matters depends on the row's other columns.")
     return " The thin lines (single rows) move alike: the effect is much the same for every row."
 
 

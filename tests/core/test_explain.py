@@ -299,3 +299,17 @@ def test_readings_word_values_for_people(frame):
     reading = explain.row_reading(explain.explain_row(Additive(), row, frame, VALUE, name="row 12"))
     assert reading.startswith("The model predicts price 8 for row 12; a typical row gets ")
     assert "g = a raises it by" in reading and "x1 = 1 raises it by" in reading
+
+
+@pytest.mark.parametrize(("effect", "words"), [
+    (lambda X: 3 * X["x1"] + X["x2"], "move alike"),  # additive: every row moves as the average
+    (lambda X: X["x1"] * (1.5 + np.sign(X["x2"])), "some far more than others"),  # same way, different sizes
+    (lambda X: X["x1"] * (np.sign(X["x2"]) + 0.3), "go different ways"),  # rises for some rows, falls for others
+])
+def test_the_reading_says_how_single_rows_follow_the_average(frame, effect, words):
+    class Model:
+        def predict(self, X):
+            return np.asarray(effect(X), dtype=float)
+
+    reading = explain.dependence_reading(explain.partial_dependence(Model(), frame, "x1", VALUE))
+    assert words in reading
