@@ -367,8 +367,8 @@ def dependence_reading(dep: Dependence) -> str:
         text = (f"{what.capitalize()} barely moves with {name} ({_value(avg[lo], fmt)} to {_value(avg[hi], fmt)} "
                 "across its usual values): on average, the model hardly uses it.")
         if len(dep.ice) >= 3 and _disagreement(dep) > 4 * _negligible(dep):
-            text += (" Single rows (the thin lines) do move with it, in different directions: it matters only "
-                     "together with other columns.")
+            text += (" Single rows do move with it, in different directions: it matters only together with other "
+                     "columns.")
         return text
     if dep.kind == "categorical":
         text = (f"{what.capitalize()} is highest when {name} is “{grid[hi]}” ({_value(avg[hi], fmt)}) and lowest "
@@ -438,13 +438,14 @@ def _ice_words(dep: Dependence) -> str:
     if total <= 0:
         return ""
     each = (dep.ice[:, hi] - dep.ice[:, lo]) / total  # 1: this row moves exactly as the average
+    rows = "The thin lines (single rows)" if dep.kind == "numeric" else "The dots (single rows)"
     if np.mean(each < -0.1) > 0.1:
-        return (f" The thin lines (single rows) go different ways: {dep.column} raises the prediction for some "
-                "rows and lowers it for others, so it matters together with other columns.")
+        return (f" {rows} go different ways: {dep.column} raises the prediction for some rows and lowers it for "
+                "others, so it matters together with other columns.")
     if float(np.std(each)) > 0.35:
-        return (f" The thin lines (single rows) move the same way, some far more than others: how much "
-                f"{dep.column} matters depends on the row's other columns.")
-    return " The thin lines (single rows) move alike: the effect is much the same for every row."
+        return (f" {rows} move the same way, some far more than others: how much {dep.column} matters depends on "
+                "the row's other columns.")
+    return f" {rows} move alike: the effect is much the same for every row."
 
 
 def _value(value: float, output: Output) -> str:

@@ -21,6 +21,7 @@ from core.evaluation import Confusion, OperatingPoint
 from core.run_record import MANIFEST_FILE, RunRecord
 from core.runs import load_model
 from ui import state
+from ui.chart_notes import notes
 
 SHOWN_ROWS = 1000  # a cell's table shows at most this many rows
 SHOWN_IMAGES = 16  # …and at most this many thumbnails
@@ -142,8 +143,8 @@ def _cell_table(run: RunRecord, rows: pd.DataFrame, said: str) -> None:
         "row": st.column_config.NumberColumn("row in file", format="%d"),
         "confidence": st.column_config.NumberColumn(format="percent")})
     more = f" Showing the first {SHOWN_ROWS:,}." if len(rows) > SHOWN_ROWS else ""
-    st.caption(said + more + note + " Look for what they share: a value, a missing column, a class that needs "
-               "more examples.")
+    notes(said + more + note, "Each row is one validation row of this cell, with the inputs the model saw. Look for "
+          "what they share: a value, a missing column, a class that needs more examples.", "confusion-matrix")
 
 
 def _worst_inputs(run: RunRecord) -> pd.DataFrame | None:
@@ -172,7 +173,8 @@ def _cell_images(run: RunRecord, rows: pd.DataFrame, said: str) -> None:
               for c, i in zip(picked["confidence"], index, strict=True)]
     st.plotly_chart(plots.thumbnail_grid(thumbs.images[index], titles))
     shown = "" if len(picked) == len(rows) else f" Showing {len(picked)} (the run keeps a few thumbnails per cell)."
-    st.caption(said + shown)
+    notes(said + shown, "Each picture is one validation image of this cell. Look for what they share: a background, "
+          "a colour, a pose, or labels that look wrong.", "confusion-matrix")
 
 
 # ---------------------------------------------------------------- how the prediction moves with a column
@@ -215,7 +217,6 @@ def dependence_section(run: RunRecord) -> None:
     except (TrainboardError, ValueError) as err:
         st.error(str(err))
         return
-    st.markdown(explain.dependence_reading(dep))
     st.plotly_chart(plots.partial_dependence(dep))
     if dep.kind == "categorical":
         how = (f"Each bar: the model's average answer over {dep.n_rows:,} validation rows when {column} alone is set "
@@ -223,7 +224,8 @@ def dependence_section(run: RunRecord) -> None:
     else:
         how = (f"The thick line: the model's average answer over {dep.n_rows:,} validation rows when {column} alone "
                "is set to each value on the axis, everything else in each row kept; each thin line is one row.")
-    st.caption(how + " This shows what the model learnt, not what causes what in the world.")
+    notes(explain.dependence_reading(dep), how + " This shows what the model learnt, not what causes what in the "
+          "world.")
 
 
 # ---------------------------------------------------------------- one prediction, column by column
@@ -244,12 +246,11 @@ def _explanation(run_dir: str, stamp: float, row: pd.DataFrame, background: pd.D
 
 
 def _show_explanation(expl: explain.RowExplanation) -> None:
-    st.markdown(explain.row_reading(expl))
     st.plotly_chart(plots.row_pushes(expl))
-    st.caption(f"Each bar: how much the prediction changes when that column alone takes the values of "
-               f"{expl.n_background} typical validation rows instead of this row's own (red: this row's value "
-               "raises the prediction, blue: lowers it). Columns can work together, so the bars need not add up "
-               "exactly to the gap from a typical row.")
+    notes(explain.row_reading(expl),
+          f"Each bar: how much the prediction changes when that column alone takes the values of {expl.n_background} "
+          "typical validation rows instead of this row's own (red: this row's value raises the prediction, blue: "
+          "lowers it). Columns can work together, so the bars need not add up exactly to the gap from a typical row.")
 
 
 def row_section(run: RunRecord) -> None:

@@ -149,7 +149,7 @@ def test_dependence_and_row_explanation_on_a_table(closer_runs):
     sweepable = [i.feature for i in run.importances if i.feature not in ("signup", "customer_id") and i.importance > 0]
     assert column.value == sweepable[0]  # the most important column that can be swept
     assert "signup" not in column.options  # a date has no grid to sweep
-    assert "The predicted chance of “yes”" in texts(at.markdown)
+    assert "The predicted chance of “yes”" in texts(at.caption)
     fig = figure_titled(at, "How the prediction moves with")
     assert {t["type"] for t in fig["data"]} in ({"scatter"}, {"bar", "box"})  # a line and ICE, or bars and dots
     other = next(o for o in column.options if o != column.value)
@@ -160,7 +160,7 @@ def test_dependence_and_row_explanation_on_a_table(closer_runs):
     picker = at.selectbox(key="evaluate_explain_row")
     worst = int(run.worst["row"].iloc[0])
     assert picker.value == worst  # the worst error first
-    assert f"The model puts the chance of “yes” for row {worst:,} at " in texts(at.markdown)
+    assert f"The model puts the chance of “yes” for row {worst:,} at " in texts(at.caption)
     bars = figure_titled(at, f"Why row {worst:,} gets its prediction")["data"][0]
     assert len(bars["y"]) == len(run.data.feature_columns)
 
@@ -189,5 +189,5 @@ def test_predict_explains_one_new_row(closer_runs):
     at.number_input(key="predict_explain_row").set_value(3).run()
     assert not at.exception
     chance = at.dataframe[0].value["probability of yes"].iloc[2]
-    assert f"The model puts the chance of “yes” for row 3 at {explain.percent(chance)};" in texts(at.markdown)
+    assert f"The model puts the chance of “yes” for row 3 at {explain.percent(chance)};" in texts(at.caption)
     assert figure_titled(at, "Why row 3 gets its prediction")
