@@ -143,8 +143,8 @@ def _cell_table(run: RunRecord, rows: pd.DataFrame, said: str) -> None:
         "row": st.column_config.NumberColumn("row in file", format="%d"),
         "confidence": st.column_config.NumberColumn(format="percent")})
     more = f" Showing the first {SHOWN_ROWS:,}." if len(rows) > SHOWN_ROWS else ""
-    notes(said + more + note, "Each row is one validation row of this cell, with the inputs the model saw. Look for "
-          "what they share: a value, a missing column, a class that needs more examples.", "confusion-matrix")
+    st.caption(said + more + note + " Look for what they share: a value, a missing column, a class that needs "
+               "more examples.")  # a table, not a chart: no "How to read this" beside it
 
 
 def _worst_inputs(run: RunRecord) -> pd.DataFrame | None:
@@ -224,8 +224,9 @@ def dependence_section(run: RunRecord) -> None:
     else:
         how = (f"The thick line: the model's average answer over {dep.n_rows:,} validation rows when {column} alone "
                "is set to each value on the axis, everything else in each row kept; each thin line is one row.")
+    # The glossary has no "partial dependence" yet: the columns' order links to the word it comes from.
     notes(explain.dependence_reading(dep), how + " This shows what the model learnt, not what causes what in the "
-          "world.")
+          "world. The columns are offered in the order of their permutation importance.", "permutation-importance")
 
 
 # ---------------------------------------------------------------- one prediction, column by column
@@ -250,7 +251,8 @@ def _show_explanation(expl: explain.RowExplanation) -> None:
     notes(explain.row_reading(expl),
           f"Each bar: how much the prediction changes when that column alone takes the values of {expl.n_background} "
           "typical validation rows instead of this row's own (red: this row's value raises the prediction, blue: "
-          "lowers it). Columns can work together, so the bars need not add up exactly to the gap from a typical row.")
+          "lowers it). Columns can work together, so the bars need not add up exactly to the gap from a typical row.",
+          "validation-rows")
 
 
 def row_section(run: RunRecord) -> None:
