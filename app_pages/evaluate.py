@@ -5,7 +5,7 @@ import streamlit as st
 from core import plots, readings
 from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES, PROBA_PREFIX, verdict
-from ui import state, views
+from ui import closer_view, state, views
 from ui.chart_notes import notes
 from ui.compare_view import contest_section
 from ui.threshold_view import threshold_section
@@ -60,8 +60,8 @@ if classification:
     with left:
         shares = st.toggle("Show shares of each true class", value=imbalanced, key=state.EVALUATE_NORMALISED)
         matrix = point.confusion if point is not None else run.confusion
-        st.plotly_chart(plots.confusion_matrix(matrix, normalised=shares,
-                                               threshold=point.threshold if point is not None else None))
+        closer_view.confusion_chart(run, matrix, plots.confusion_matrix(  # a click picks a cell to look closer
+            matrix, normalised=shares, threshold=point.threshold if point is not None else None))
         notes(readings.confusion(matrix, point.threshold if point is not None else None),
               "Rows are the true class, columns what the model said: the diagonal is right, everything else is a "
               "mistake, and the biggest off-diagonal cells are the classes it confuses.", "confusion-matrix")
@@ -105,6 +105,7 @@ with history_slot:
                               cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates)),
           "Loss on the training rows and on the validation rows as training went on. When validation loss rises "
           "while training loss keeps falling, the model is memorising (overfitting).", "overfitting")
+closer_view.cell_section(run, point if classification else None)  # the rows behind a confusion-matrix cell
 
 # ---------------------------------------------------------------- why
 gallery = views.load_gallery(run.path) if run.kind == "images" else None
@@ -119,6 +120,7 @@ if run.importances:
     with st.expander("Importances as a table"):
         st.dataframe([{"column": i.feature, "drop in score": i.importance, "± spread": i.std}
                       for i in run.importances], hide_index=True)
+    closer_view.dependence_section(run)  # partial dependence of the top columns
 elif gallery is not None:
     st.subheader("The most confident mistakes")
     overlay = st.toggle("Show what the model looked at (saliency)", value=True, key=state.EVALUATE_SALIENCY)
@@ -135,6 +137,7 @@ if not run.worst.empty:
     st.caption("Validation rows the model got most wrong" + (", most confident first (confidence is the "
                "probability it gave its wrong answer)." if classification else ", largest error first.")
                + " Look for a pattern: bad data, a missing column, or a class that needs more examples.")
+closer_view.row_section(run)  # one prediction explained, column by column
 
 # ---------------------------------------------------------------- details
 with st.expander("Model details: why this model, its settings, device, timings, versions"):

@@ -6,7 +6,7 @@ from core.datasets import MAX_TABLE_MB, TABLE_UPLOAD_TYPES
 from core.errors import TrainboardError
 from core.images import IMAGE_UPLOAD_TYPES, MAX_IMAGES_MB
 from core.pipeline import JobSpec
-from ui import state, views
+from ui import closer_view, state, views
 from ui.data_views import folder_name, zip_folder_upload
 
 st.title("Predict")
@@ -82,3 +82,4 @@ else:
                + (" Showing the first 1,000 rows; the download has all." if len(result) > 1000 else ""))
 st.download_button("Download the predictions (CSV)", csv, file_name=f"predictions-{run.run_id}.csv",
                    mime="text/csv", type="primary", icon=":material/download:", on_click="ignore")
+closer_view.explain_prediction(run, result)  # why one row got its prediction

@@ -250,3 +250,100 @@ def image_gallery(images: np.ndarray, titles: Sequence[str], saliency: np.ndarra
     fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), height=height,
                       showlegend=False)
     return fig
+
+
+# ---------------------------------------------------------------- look closer (core.explain)
+
+
+def partial_dependence(dep: Any) -> go.Figure:
+    """A ``core.explain.Dependence``: the average prediction as one column is swept (thick), and
+    single rows (ICE, thin grey); categories as bars with each row's answer as a dot."""
+    percent = dep.output.percent
+    y_title = dep.output.words.removeprefix("the ")
+    grid = np.asarray(dep.grid)
+    if dep.kind == "categorical":
+        labels = [str(g) for g in grid]
+        fig = go.Figure(go.Bar(x=labels, y=np.asarray(dep.average, dtype=float), name=f"average of {dep.n_rows} rows",
+                               marker_color="#1f77b4", opacity=0.8))
+        if len(dep.ice):
+            fig.add_trace(go.Box(x=np.tile(labels, len(dep.ice)), y=np.asarray(dep.ice, dtype=float).ravel(),
+                                 boxpoints="all", jitter=0.4, pointpos=0, fillcolor="rgba(0,0,0,0)",
+                                 line=dict(width=0), marker=dict(color="#555555", size=4, opacity=0.5),
+                                 name="single rows", hoverinfo="y"))
+        fig.update_xaxes(type="category")
+    else:
+        x = grid.astype(float)
+        fig = go.Figure()
+        if len(dep.ice):
+            # All ICE lines in one trace, separated by gaps: one trace per row cost ~1 ms each to draw.
+            xs = np.concatenate([np.r_[x, np.nan] for _ in dep.ice])
+            ys = np.concatenate([np.r_[line, np.nan] for line in np.asarray(dep.ice, dtype=float)])
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(90,90,90,0.25)", width=1),
+                                     name=f"single rows ({len(dep.ice)})", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x, y=np.asarray(dep.average, dtype=float), mode="lines+markers",
+                                 line=dict(color="#1f77b4", width=4), name=f"average of {dep.n_rows} rows"))
+    fig.update_layout(_layout(f"How the prediction moves with {dep.column}", dep.column, y_title))
+    if percent:
+        fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def row_pushes(expl: Any, top: int = 12) -> go.Figure:
+    """A ``core.explain.RowExplanation``: how far each column's value moves this row's prediction
+    from what typical values of that column give (red raises it, blue lowers it), largest on top."""
+    items = list(expl.pushes)[:top][::-1]
+    scale = 100.0 if expl.output.percent else 1.0
+    change = np.asarray([p.change * scale for p in items], dtype=float)
+    fig = go.Figure(go.Bar(
+        x=change, y=[f"{p.column} = {p.value}" for p in items], orientation="h",
+        marker_color=["#d62728" if c > 0 else "#1f77b4" for c in change],
+        customdata=[p.typical for p in items],
+        hovertemplate="%{y}<br>typical: %{customdata}<br>change %{x:+.3g}<extra></extra>"))
+    unit = "percentage points" if expl.output.percent else expl.output.target
+    fig.update_layout(_layout(f"Why {expl.row} gets its prediction", f"change in the prediction ({unit})",
+                              height=max(240, 30 * len(items) + 130)))
+    fig.add_vline(x=0, line_color="grey", line_width=1)
+    return fig
+
+
+def clickable_cells(fig: go.Figure, conf: Confusion, picked: tuple[str, str] | None = None) -> go.Figure:
+    """The confusion matrix ``fig`` with a clear marker over every cell: heatmaps cannot be
+    selected in plotly, markers can, so a click on a cell reports it (``customdata``: true class,
+    predicted class). The ``picked`` cell (true, predicted) is outlined in red."""
+    labels = list(conf.labels)
+    k = len(labels)
+    out = go.Figure(fig)
+    chosen = None
+    if picked is not None and picked[0] in labels and picked[1] in labels:
+        chosen = [labels.index(picked[0]) * k + labels.index(picked[1])]
+    size = max(18, min(90, int(0.6 * (float(out.layout.height or 400) - 120) / max(k, 1))))
+    out.add_trace(go.Scatter(
+        x=np.tile(labels, k), y=np.repeat(labels, k), mode="markers",
+        customdata=np.stack([np.repeat(labels, k), np.tile(labels, k)], axis=1),
+        marker=dict(symbol="square-open", size=size, color="#d62728", opacity=0.0, line=dict(width=3)),
+        selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.0)), selectedpoints=chosen,
+        hovertemplate="true %{customdata[0]}<br>predicted %{customdata[1]}<br>click to see these rows"
+                      "<extra></extra>", showlegend=False, name="cells"))
+    out.update_layout(clickmode="event+select", dragmode=False)
+    return out
+
+
+def thumbnail_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8) -> go.Figure:
+    """Small pictures (uint8 N×C×H×W) in a titled grid of ``columns`` fixed slots, so a few
+    thumbnails stay thumbnail-sized instead of filling the width (``image_gallery`` stretches them)."""
+    from plotly.subplots import make_subplots
+
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    height = 60 + 150 * rows
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles) + [""] * (rows * columns - n),
+                        horizontal_spacing=0.02, vertical_spacing=min(45 / height, 0.3))
+    for i in range(n):
+        row, col = divmod(i, columns)
+        fig.add_trace(go.Image(z=_rgb(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=45, b=10), height=height,
+                      showlegend=False)
+    return fig

@@ -24,6 +24,7 @@ import numpy as np
 
 from core.errors import RunError
 from core.evaluation import MAIN_METRIC, Evaluation, Threshold, default_threshold
+from core.explain import closer_files
 from core.models import get_family
 from core.run_record import (
     MANIFEST_FILE,
@@ -155,6 +156,8 @@ def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, 
     """
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
+    # Evaluate's "look closer" needs validation inputs the run would not otherwise keep (bounded).
+    extra_files = {**closer_files(result, evaluation, data), **(extra_files or {})}
     run_id = new_run_id(runs_dir, source, result.plan.model)
     tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
     tmp.mkdir()

@@ -51,6 +51,10 @@ EVALUATE_RUN, EVALUATE_NORMALISED, EVALUATE_SALIENCY = "evaluate_run", "evaluate
 EVALUATE_THRESHOLD = "evaluate_threshold"  # one slider per run: evaluate_threshold:<run id>
 PREDICT_RUN, PREDICT_ZIP, PREDICT_FOLDER, PREDICT_TABLE = "predict_run", "predict_zip", "predict_folder", "predict_table"
 RUNS_PICKED = "runs_picked"
+# Evaluate / Predict "look closer" (ui.closer_view); the cell picker is one per run: evaluate_cell:<run id>
+EVALUATE_CELL, EVALUATE_CELL_CLICK = "evaluate_cell", "evaluate_cell_click"  # drill-down picker, matrix clicks
+EVALUATE_DEPENDENCE, EVALUATE_DEPENDENCE_CLASS = "evaluate_dependence", "evaluate_dependence_class"
+EVALUATE_EXPLAIN_ROW, PREDICT_EXPLAIN_ROW = "evaluate_explain_row", "predict_explain_row"
 COMPARE_BUDGET = "compare_budget"
 
 
@@ -80,6 +84,11 @@ class SessionInfo:
 def threshold_key(run_id: str) -> str:
     """The Evaluate page's threshold slider for one run, so switching runs starts at that run's own."""
     return f"{EVALUATE_THRESHOLD}:{run_id}"
+
+
+def cell_key(run_id: str) -> str:
+    """The Evaluate page's confusion-cell picker for one run (its cells are that run's classes)."""
+    return f"{EVALUATE_CELL}:{run_id}"
 
 
 def runs_dir() -> Path:

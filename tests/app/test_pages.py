@@ -89,8 +89,10 @@ def figures(at) -> list[dict]:
 
 
 def gallery_traces(at) -> tuple[int, int]:
-    """(pictures, saliency overlays) in the image gallery: the one figure made of image traces."""
-    galleries = [f["data"] for f in figures(at) if any(t["type"] == "image" for t in f["data"])]
+    """(pictures, saliency overlays) in the image gallery: the one figure made of image traces titled
+    "true … → said …" (the confusion cell's thumbnails are titled by confidence only)."""
+    galleries = [f["data"] for f in figures(at) if any(t["type"] == "image" for t in f["data"])
+                 and any("→ said" in a.get("text", "") for a in f["layout"].get("annotations", ()))]
     assert len(galleries) == 1, f"expected one image gallery, found {len(galleries)}"
     kinds = [t["type"] for t in galleries[0]]
     return kinds.count("image"), kinds.count("heatmap")

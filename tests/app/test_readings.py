@@ -75,7 +75,7 @@ def chart_notes(at: AppTest) -> list[tuple[str, str]]:
 def test_every_classification_chart_has_its_reading_and_a_how_to_read_this(runs):
     at = evaluate(runs["iris"])
     notes = chart_notes(at)
-    assert len(notes) == 5  # confusion, ROC, precision-recall, loss, importances
+    assert len(notes) == 7  # confusion, ROC, precision-recall, loss, importances, dependence, one row explained
     readings, hows = [n[0] for n in notes], [n[1] for n in notes]
     run = read_run(runs["iris"])
     matrix = run.confusion.matrix
@@ -89,7 +89,7 @@ def test_every_classification_chart_has_its_reading_and_a_how_to_read_this(runs)
     for reading, how in notes:
         assert set(LINK.findall(reading)) <= set(TERMS)
         assert LINK.findall(how) and set(LINK.findall(how)) <= set(TERMS)  # the chart's word in the glossary
-    assert sum(e.label == HOW_TO_READ for e in at.expander) == 5
+    assert sum(e.label == HOW_TO_READ for e in at.expander) == 7
 
 
 def test_a_binary_runs_readings_follow_the_threshold_slider(runs):
@@ -108,7 +108,7 @@ def test_a_binary_runs_readings_follow_the_threshold_slider(runs):
 def test_regression_charts_read_their_errors(runs):
     at = evaluate(runs["diabetes"])
     notes = chart_notes(at)
-    assert len(notes) == 4  # predicted vs actual, residuals, loss, importances
+    assert len(notes) == 6  # predicted vs actual, residuals, loss, importances, dependence, one row explained
     mae = load_manifest(runs["diabetes"])["metrics"]["mae"]
     assert f"{mae:.3g} off" in notes[0][0] and "Each dot is a validation row" in notes[0][1]
     assert "residuals" in notes[1][0] and "funnel" in notes[1][1]
