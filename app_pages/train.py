@@ -71,7 +71,7 @@ if st.button("Start training", type="primary", disabled=busy, icon=":material/pl
     # The plan shown above travels in the job and is trained as it is.
     spec = JobSpec(source=data.path, name=data.name, target=st.session_state.get(state.TARGET),
                    roles=dict(st.session_state.get(state.ROLES) or {}), overrides=overrides, plan=plan,
-                   runs_dir=str(state.runs_dir()))
+                   runs_dir=str(state.runs_dir()), checks_off=state.checks_off())
     st.session_state[state.JOB] = state.job_manager().submit(spec, owner=state.session().owner)
     st.rerun()
 
@@ -79,7 +79,7 @@ if kind == "tabular":
     with st.expander("Compare models first", icon=":material/leaderboard:"):
         compare_section(prepared, dict(source=data.path, name=data.name, target=st.session_state.get(state.TARGET),
                                        roles=dict(st.session_state.get(state.ROLES) or {}),
-                                       runs_dir=str(state.runs_dir())),
+                                       runs_dir=str(state.runs_dir()), checks_off=state.checks_off()),
                         seed=int(seed), busy=busy)
 
 if job is not None:

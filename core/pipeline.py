@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.checks import apply_checks, drop_validation_duplicates
 from core.device import pick_device
 from core.errors import DataError, TrainboardError
 from core.evaluation import evaluate
@@ -44,6 +45,7 @@ class JobSpec:
     folds: int | None = None  # compare only: None lets the data size decide
     run_dir: str | None = None  # predict only: the saved run to apply
     out: str | None = None  # predict only: where the predictions go (CSV, with a Parquet copy beside it)
+    checks_off: tuple[str, ...] = ()  # the data checks' opt-outs (``core.checks`` keys)
 
     @property
     def display_name(self) -> str:
@@ -107,10 +109,13 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     t0 = time.perf_counter()
     prepared = prepare_data(load_dataset(spec.source, spec.display_name), spec.target, spec.roles)
     timings["load_s"] = round(time.perf_counter() - t0, 3)
+    t_checks = time.perf_counter()
+    prepared = apply_checks(prepared, spec.roles, spec.checks_off)  # the Data page's checks and their actions
+    timings["checks_s"] = round(time.perf_counter() - t_checks, 3)
     the_plan = _planned(spec, prepared)
     # From here on only the split rows are held: the whole table would be a second copy of them
     # through the fit (the size of the file again, on a large CSV).
-    parts = split_data(prepared, the_plan, keep_rows=False)
+    parts = drop_validation_duplicates(split_data(prepared, the_plan, keep_rows=False))
     prepared = parts.data
     result = fit_split(parts, the_plan, on_event, stop, started=t0)
     del parts
@@ -133,7 +138,7 @@ def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     from core.compare import DEFAULT_BUDGET_S, compare, save_comparison
 
     data = load_dataset(spec.source, spec.display_name)
-    prepared = prepare_data(data, spec.target, spec.roles)
+    prepared = apply_checks(prepare_data(data, spec.target, spec.roles), spec.roles, spec.checks_off)
     if isinstance(prepared, ImageData):
         from core.errors import PlanError
 
