@@ -18,7 +18,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +35,10 @@ from core.run_record import (
     load_manifest,
     read_run,
 )
-from core.training import TrainResult
 from core.types import ImageData, Prepared
+
+if TYPE_CHECKING:  # only for annotations: training imports the contest, which saves through here
+    from core.training import TrainResult
 
 DEFAULT_RUNS_DIR = Path(os.environ.get("TRAINBOARD_RUNS", Path(__file__).resolve().parent.parent / "runs"))
 _VERSIONED = ("scikit-learn", "torch", "pandas", "numpy", "streamlit")
