@@ -144,6 +144,15 @@ _TERMS = (
          "For an image, the pixels that pushed the network hardest towards its answer (here by Grad-CAM). When "
          "they lie off the object, the network has learnt a shortcut, such as the background.",
          ()),
+    Term("partial-dependence", "Partial dependence (and ICE lines)",
+         "How the prediction changes as one column's value changes while the others stay as they are: every "
+         "sampled row is given each value in turn and the predictions are averaged. The thin ICE lines are single "
+         "rows; when they fan out, the column's effect depends on the other columns.",
+         ("permutation-importance", "row-explanation")),
+    Term("row-explanation", "Explaining one prediction",
+         "How much each column moves one row's prediction: the column is given the values of typical rows in turn "
+         "and the average change is its bar. Long bars are the columns this prediction rests on.",
+         ("partial-dependence", "permutation-importance")),
     Term("threshold", "Decision threshold",
          "For a yes/no question the model gives a probability; the threshold is where “yes” starts. Lower it to "
          "find more real cases (recall up) at the price of more false alarms (precision down).",

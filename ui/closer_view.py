@@ -226,7 +226,7 @@ def dependence_section(run: RunRecord) -> None:
                "is set to each value on the axis, everything else in each row kept; each thin line is one row.")
     # The glossary has no "partial dependence" yet: the columns' order links to the word it comes from.
     notes(explain.dependence_reading(dep), how + " This shows what the model learnt, not what causes what in the "
-          "world. The columns are offered in the order of their permutation importance.", "permutation-importance")
+          "world. The columns are offered in the order of their permutation importance.", "partial-dependence")
 
 
 # ---------------------------------------------------------------- one prediction, column by column
@@ -252,7 +252,7 @@ def _show_explanation(expl: explain.RowExplanation) -> None:
           f"Each bar: how much the prediction changes when that column alone takes the values of {expl.n_background} "
           "typical validation rows instead of this row's own (red: this row's value raises the prediction, blue: "
           "lowers it). Columns can work together, so the bars need not add up exactly to the gap from a typical row.",
-          "validation-rows")
+          "row-explanation")
 
 
 def row_section(run: RunRecord) -> None:
