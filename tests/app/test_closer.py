@@ -17,7 +17,7 @@ from core.datasets import SAMPLE_DIR
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
 from core.run_record import read_run
-from tests.app.test_pages import APP, confusion_shown, csv_bytes, figures, texts, tiny_shapes
+from tests.app.test_pages import APP, confusion_shown, csv_bytes, figures, open_evaluate, texts, tiny_shapes
 from tests.core.helpers import churn_like
 from ui import closer_view
 from ui.state import cell_key, threshold_key
@@ -45,11 +45,7 @@ def _inline_jobs(monkeypatch, closer_runs):
 
 
 def evaluate(run_dir: Path) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.session_state["run_dir"] = str(run_dir)
-    at.run().switch_page("app_pages/evaluate.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_evaluate(run_dir, timeout=90)
 
 
 def cell_table(at: AppTest) -> pd.DataFrame:

@@ -126,6 +126,15 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode()
 
 
+def open_evaluate(run_dir: Path, timeout: float = 60) -> AppTest:
+    """The Evaluate page on ``run_dir``, as the Train page leaves it after a run."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.session_state["run_dir"] = str(run_dir)
+    at.run().switch_page("app_pages/evaluate.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
 # ---------------------------------------------------------------- empty session
 
 

@@ -17,7 +17,7 @@ from core.glossary import PAGE_URL, TERMS, terms
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
 from core.run_record import load_manifest, read_run
-from tests.app.test_pages import APP, tiny_shapes
+from tests.app.test_pages import APP, open_evaluate, tiny_shapes
 from tests.core.helpers import churn_like
 from ui.chart_notes import HOW_TO_READ
 
@@ -45,11 +45,7 @@ def _inline_jobs(monkeypatch, runs):
 
 
 def evaluate(run_dir: Path) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["run_dir"] = str(run_dir)
-    at.run().switch_page("app_pages/evaluate.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_evaluate(run_dir, timeout=60)
 
 
 def chart_notes(at: AppTest) -> list[tuple[str, str]]:
