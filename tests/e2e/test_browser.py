@@ -41,9 +41,12 @@ def chart_titled(page, title: str):
 
 
 def start_training(page):
-    """On the Train page: start, wait for the live chart; returns the live panel's Stop button."""
+    """On the Train page: start, wait for the live view (a loss chart, or an automatic run's contest
+    leaderboard), or for the end of a run quicker than a poll; returns the live panel's Stop button."""
     page.get_by_role("button", name="Start training").click()
-    page.locator(CHART).first.wait_for(timeout=TRAIN_TIMEOUT_MS)  # the live loss chart
+    live = page.locator(CHART).or_(page.locator('[data-testid="stDataFrame"]')) \
+        .or_(page.get_by_role("link", name="Open in Evaluate"))
+    live.first.wait_for(timeout=TRAIN_TIMEOUT_MS)
     return page.locator('[data-testid="stMain"]').get_by_role("button", name=re.compile(r"Stop$"))
 
 
