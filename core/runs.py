@@ -35,6 +35,7 @@ from core.run_record import (
     load_manifest,
     read_run,
 )
+from core.trusted import trusted_folder
 from core.types import ImageData, Prepared
 
 if TYPE_CHECKING:  # only for annotations: training imports the contest, which saves through here
@@ -219,7 +220,8 @@ def load_model(run_dir: str | Path, runs_dir: str | Path) -> tuple[Any, RunRecor
     path = resolve_run(run_dir, runs_dir)
     run = read_run(path, predictions=False)
     try:
-        model = get_family(run.model.key).load(path)
+        with trusted_folder(path):
+            model = get_family(run.model.key).load(path)
     except FileNotFoundError:
         raise RunError(f"The run '{path.name}' has no saved model (it may still be saving, or was damaged).") from None
     return model, run

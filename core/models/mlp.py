@@ -34,6 +34,7 @@ from core.events import Callback, StopFlag, ignore
 from core.features import dense_preprocessor
 from core.models.base import FitContext, Fitted
 from core.models.torch_loop import Batches, EarlyStop, Loop, Schedule, StepEvents, StopOrBudget, seeded
+from core.trusted import load_pickle
 
 #: Rows per forward pass when predicting or scoring the validation split (bounds memory).
 PREDICT_CHUNK = 65_536
@@ -457,9 +458,7 @@ class MLPTrainer:
         if not path.is_file():
             raise RunError(f"The folder {folder} has no preprocess.joblib. Pick another run, "
                            "or train the model again.")
-        # joblib unpickles: reached only through core.runs.load_model, which refuses folders outside
-        # the app's runs directory, so uploaded bytes never get here (rule 7).
-        prep = joblib.load(path)
+        prep = load_pickle(path)  # only inside a run folder load_model vetted (rule 7)
         return Pipeline([("prep", prep), ("model", load_mlp(folder))])
 
 

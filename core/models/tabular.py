@@ -50,6 +50,7 @@ from core.models.base import (
     epoch_event,
     stop_message,
 )
+from core.trusted import load_pickle
 
 MODEL_FILE = "model.joblib"
 #: Below this many rows boosting runs on one thread: each round is too short for OpenMP's thread
@@ -147,9 +148,7 @@ class SklearnFamily(ModelFamily):
         return [MODEL_FILE]
 
     def load(self, folder: Path) -> Any:
-        # Reached only through core.runs.load_model, which refuses folders outside the app's runs
-        # directory: joblib unpickles, and untrusted bytes must never reach it (rule 7).
-        return joblib.load(Path(folder) / MODEL_FILE)
+        return load_pickle(Path(folder) / MODEL_FILE)  # only inside a run folder load_model vetted (rule 7)
 
 
 class NoSkillFamily(SklearnFamily):

@@ -27,6 +27,7 @@ from core.models.mlp import (
     save_mlp,
 )
 from core.models.mlp_family import MLPFamily
+from core.trusted import trusted_folder
 from core.types import ColumnInfo, DeviceInfo, Prepared
 
 #: Small, quick settings: the tests check behaviour, not the defaults' accuracy.
@@ -269,7 +270,8 @@ def test_family_fits_on_raw_columns_saves_and_loads(tmp_path):
     assert accuracy_score(ctx.y_valid, model.predict(ctx.X_valid)) > 0.8
     files = family.save(fitted, tmp_path)
     assert sorted(files) == ["mlp.json", "mlp.pt", "preprocess.joblib"]
-    loaded = family.load(tmp_path)
+    with trusted_folder(tmp_path):  # as core.runs.load_model opens a vetted run folder
+        loaded = family.load(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(ctx.X_valid), model.predict_proba(ctx.X_valid))
     np.testing.assert_array_equal(loaded.predict(ctx.X_valid), model.predict(ctx.X_valid))
 
