@@ -59,9 +59,6 @@ class ContestOutcome:
     baseline_key: str | None
     threshold: Threshold | None
     candidates: list[dict[str, Any]]
-    curve_unit: str
-    winner: str  # candidate name
-    refitted: bool
 
 
 @dataclass(frozen=True)
@@ -153,8 +150,7 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
                           reasons=tuple(reasons), blended=tuple(e.model for e in members) if blend else ()))
     return ContestOutcome(main=main, model=model, params=dict(main.params), reasons=tuple(reasons), baseline=baseline,
                           baseline_key=baseline_key, threshold=threshold,
-                          candidates=_records(comparison, winner, blend), curve_unit=unit,
-                          winner=blend.name if blend else winner.model, refitted=refit)
+                          candidates=_records(comparison, winner, blend))
 
 
 # ---------------------------------------------------------------- choosing

@@ -244,12 +244,7 @@ def image_gallery(images: np.ndarray, titles: Sequence[str], saliency: np.ndarra
         if saliency is not None:
             fig.add_trace(go.Heatmap(z=_unit(saliency[i]), colorscale=tint, zmin=0, zmax=1, showscale=False,
                                      hoverinfo="skip"), row=row + 1, col=col + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=12)
-    fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), height=height,
-                      showlegend=False)
-    return fig
+    return _image_grid_layout(fig, height, title_size=12, top=50)
 
 
 # ---------------------------------------------------------------- look closer (core.explain)
@@ -341,9 +336,14 @@ def thumbnail_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8) 
     for i in range(n):
         row, col = divmod(i, columns)
         fig.add_trace(go.Image(z=_rgb(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
+    return _image_grid_layout(fig, height, title_size=11, top=45)
+
+
+def _image_grid_layout(fig, height: int, title_size: int, top: int):
+    """A grid of pictures: no axes, small titles, no legend."""
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=45, b=10), height=height,
+    fig.update_annotations(font_size=title_size)
+    fig.update_layout(template="plotly_white", margin=dict(l=10, r=10, t=top, b=10), height=height,
                       showlegend=False)
     return fig
