@@ -30,11 +30,12 @@ def job_child(source: str, runs_dir: str, target: str | None = None, stages: boo
               model: str = "auto") -> dict[str, Any]:
     """Child task: one whole job; wall time from the file to the saved run folder. ``stages``
     also records each stage's seconds and the peak memory after it."""
-    import core.pipeline  # noqa: F401  (imports are not the job's time: a worker has them loaded)
+    from core.jobs.process import preload_libraries
     from core.pipeline import JobSpec, run_job
     from core.planner import Overrides
     from core.run_record import load_manifest
 
+    preload_libraries()  # imports are not the job's time: a worker has them loaded
     marks = _watch_stages() if stages else []
     before = own_peak_rss_mb()
     t0 = time.perf_counter()
@@ -54,9 +55,11 @@ def stop_child(source: str, runs_dir: str, target: str | None, after_s: float) -
     the saved run."""
     import threading
 
-    import core.pipeline  # noqa: F401
     from core.events import ContestEnded, ContestStarted, FoldEnded, RunFinished
+    from core.jobs.process import preload_libraries
     from core.pipeline import JobSpec, run_job
+
+    preload_libraries()
 
     stop = threading.Event()
     marks: dict[str, float] = {}

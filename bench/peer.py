@@ -14,7 +14,7 @@ training fold, with the same time budget B:
 
 Every contender runs in its own fresh process per table (all folds in it), so one library's
 thread pools never slow another's; the seconds are the fit's wall time (prepare + plan + fit, or
-FLAML's frame conversion + fit), imports excluded. Scores are the headline metric per task
+FLAML's frame conversion + fit), imports excluded (Trainboard's contenders preload what a worker loads). Scores are the headline metric per task
 (``core.evaluation.MAIN_METRIC``) on the outer test folds: mean ± standard deviation over folds.
 
 Settings: 3 folds (2 with ``--quick``); B per fold = 10 s under 1,000 rows, 20 s up to 10,000 rows,
@@ -78,9 +78,12 @@ def contender_child(source: str, target: str, contender: str, n_folds: int, budg
 
         logging.getLogger("flaml").setLevel(logging.ERROR)
     else:
+        from core.jobs.process import preload_libraries
         from core.pipeline import make_plan
         from core.planner import Overrides
         from core.training import fit
+
+        preload_libraries()  # what a worker has loaded before a job (FLAML's imports are excluded too)
 
     table = load_table(source)
     frame = _rows_with_target(table.frame, target)

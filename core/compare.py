@@ -156,14 +156,15 @@ def compare(data: Prepared, candidates: Sequence[str | Candidate] | None = None,
             time_budget: float = DEFAULT_BUDGET_S, seed: int = 0, on_event: Callback = ignore,
             stop: StopFlag | None = None, device: DeviceInfo | None = None, *, folds: Folds | None = None,
             fold_words: str = "", keep: bool = False, reserve: Callable[[float], float] | None = None,
-            stop_on_held_out: bool = False) -> Comparison:
+            stop_on_held_out: bool = False, race: bool = False) -> Comparison:
     """Score every candidate (default: the registry's) on identical folds and pick one (simplest
     within one standard error). ``device`` is where a torch model would train, as for the plan.
 
     The automatic contest (``core.contest``) passes its own ``folds`` (with ``fold_words``),
     ``keep=True`` to keep each candidate's out-of-fold predictions and last model, ``reserve`` (the
     seconds to hold back after the contest if a candidate taking ``per_fold`` seconds wins), and
-    ``stop_on_held_out`` for one large held-apart slice that early stopping may watch too.
+    ``stop_on_held_out`` for one large held-apart slice that early stopping may watch too, and
+    ``race=True``: a candidate clearly behind after some folds is dropped (its time goes to the rest).
     """
     stop = stop or NeverStop()
     summary = summarise_data(data, device=device)
@@ -174,15 +175,16 @@ def compare(data: Prepared, candidates: Sequence[str | Candidate] | None = None,
     if not keep:  # the contest announces itself (``ContestStarted``)
         on_event(Message("info", f"Comparing {len(entries)} candidates with {fold_words}, within {time_budget:.0f} s."))
     _score_all(entries, data, summary, folds, time_budget, seed, on_event, stop, keep, reserve or (lambda s: 0.0),
-               stop_on_held_out)
+               stop_on_held_out, race)
     best, reasons = pick(entries, MAIN_METRIC[data.task], len(folds))
     return Comparison(metric=MAIN_METRIC[data.task], folds=fold_words, entries=entries, best=best, reasons=reasons)
 
 
 def _score_all(entries: list[Entry], data: Prepared, summary: DataSummary, folds: Folds, time_budget: float, seed: int,
                on_event: Callback, stop: StopFlag, keep: bool, reserve: Callable[[float], float],
-               stop_on_held_out: bool) -> None:
-    """Every candidate on every fold, cheapest first, skipping what the budget cannot hold."""
+               stop_on_held_out: bool, race: bool = False) -> None:
+    """Every candidate on every fold, cheapest first, skipping what the budget cannot hold (and,
+    when ``race``, dropping one as soon as it is clearly behind: ``clearly_behind``)."""
     started = time.perf_counter()
     previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
     first = next((e for e in entries if get_family(e.family).role != "no_skill"), None)
@@ -216,12 +218,45 @@ def _score_all(entries: list[Entry], data: Prepared, summary: DataSummary, folds
                 entry.fitted = fitted
             on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), metric=entry.metric, scores=scores,
                                fit_seconds=seconds, label=entry.label))
+            if race and k < len(folds) and entry is not first and role != "no_skill":
+                entry.skipped = clearly_behind(entry, entries, len(folds))
+                if entry.skipped:
+                    break
         if entry.fit_s:
             previous_fold_s = float(np.mean(entry.fit_s))
         if entry.skipped:
             if len(entry.fit_s) < len(folds) and not keep:
                 entry.scores, entry.fit_s = {}, []
             on_event(CandidateSkipped(model=entry.model, why=entry.skipped, label=entry.label))
+
+
+#: Racing: a candidate is dropped once even this many noise units would not close its gap to
+#: the leader (a conservative three sigma: a dropped candidate had ~0.1% odds of drawing level).
+RACE_SIGMAS = 3.0
+#: The smallest per-fold noise racing assumes (scores on a few dozen rows move by this much).
+RACE_NOISE_FLOOR = 0.01
+
+
+def clearly_behind(entry: Entry, entries: Sequence[Entry], n_folds: int) -> str | None:
+    """Why ``entry`` should run no more folds (None: keep going): paired with the leader so far (the
+    best candidate scored on every fold) on the folds both have, its mean gap is worse than
+    ``RACE_SIGMAS`` standard errors. The noise per fold is the larger of the paired differences'
+    spread and √2 × the leader's own fold spread (the spread of a difference of two independent
+    scores), at least ``RACE_NOISE_FLOOR``: with one or two folds it is the leader's spread that speaks."""
+    done = [e for e in entries if e is not entry and e.complete and len(e.values) == n_folds
+            and get_family(e.family).role != "no_skill"]
+    mine = entry.values
+    if not done or not mine.size:
+        return None
+    leader = max(done, key=lambda e: e.mean)
+    gaps = mine - leader.values[:mine.size]
+    spread = max(float(np.std(gaps, ddof=1)) if gaps.size > 1 else 0.0, math.sqrt(2) * (leader.std or 0.0),
+                 RACE_NOISE_FLOOR)
+    gap = float(gaps.mean())
+    if gap + RACE_SIGMAS * spread / math.sqrt(gaps.size) >= 0:
+        return None
+    return (f"dropped after {gaps.size} of {n_folds} folds: clearly behind {leader.label.lower()} "
+            f"({gap:+.3f} a fold, noise ±{spread / math.sqrt(gaps.size):.3f})")
 
 
 def _store(oof: np.ndarray | None, prediction: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

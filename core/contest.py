@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from core.compare import Comparison, Entry, choose_folds, compare, pick, with_categories
 from core.errors import RunError
@@ -41,6 +42,8 @@ FIVE_FOLD_ROWS = 2_000
 SLICE_SHARE, LARGE_SLICE_SHARE, LARGE_SLICE_ROWS = 0.2, 0.1, 200_000
 #: At most this many candidates are averaged into a blend.
 BLEND_SIZE = 3
+#: How sure the contest must be that a blend beats the best single candidate (one-sided).
+BLEND_CONFIDENCE = 0.95
 #: Bootstrap resamples for the noise of scores on a single held-apart slice.
 BOOTSTRAPS = 30
 #: Out-of-fold thresholds tried for a binary winner (quantiles of its probabilities).
@@ -119,7 +122,7 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
     # The no-skill guess takes part as the yardstick (never the pick): it warns when nothing beats it.
     comparison = compare(data, ("dummy", *plan.contest), seed=plan.seed, on_event=on_event, stop=stop,
                          time_budget=budget_left, folds=judge.folds, fold_words=judge.words, keep=True,
-                         reserve=reserve, stop_on_held_out=judge.held_out)
+                         reserve=reserve, stop_on_held_out=judge.held_out, race=True)
     stopped = stop.is_set()
     noise = _noise(judge, data, metric)
     winner, reasons = _choose(comparison, judge, noise, stopped)
@@ -232,7 +235,10 @@ def _blend(comparison: Comparison, winner: Entry, judge: _Judging, data: Prepare
             gain, se = float(diff[0]), _bootstrap_diff(oof, top.oof, judge, data, metric)
         else:
             gain, se = float(np.nanmean(diff)), float(np.nanstd(diff, ddof=1) / math.sqrt(len(diff)))
-        tried.append((gain - se, gain, se, members, oof, scores))
+        # "More than its noise": one-sided 95% — Student's t over a few folds (an SE from 3 fold
+        # differences is itself noisy: at 1 SE, blends won inside and lost outside), normal on a slice.
+        sure = stats.norm.ppf(BLEND_CONFIDENCE) if judge.held_out else stats.t.ppf(BLEND_CONFIDENCE, len(diff) - 1)
+        tried.append((gain - sure * se, gain, sure * se, members, oof, scores))
     if not tried:
         return None, None
     margin, gain, se, members, oof, scores = max(tried, key=lambda t: t[0])
@@ -242,11 +248,11 @@ def _blend(comparison: Comparison, winner: Entry, judge: _Judging, data: Prepare
                       "the single model is kept.")
     if margin <= 0:
         return None, (f"Averaging the best models ({words}) scored {gain:+.3f} over {top.label.lower()} alone, "
-                      f"within the noise ({se:.3f}): the single model is kept.")
+                      f"within the noise (a 95% margin of {se:.3f}): the single model is kept.")
     blend = _Blend(name="blend", members=members, oof=oof, mean=float(np.nanmean(scores)),
                    std=float(np.nanstd(scores, ddof=1)) if len(scores) > 1 else 0.0, scores=list(scores))
     return blend, (f"Averaging {words} scored {blend.mean:.3f}, {gain:+.3f} over {top.label.lower()} alone — more "
-                   f"than the noise ({se:.3f}) — so the blend is delivered.")
+                   f"than the noise (a 95% margin of {se:.3f}) — so the blend is delivered.")
 
 
 def _bootstrap_diff(a: np.ndarray, b: np.ndarray, judge: _Judging, data: Prepared, metric: str) -> float:
@@ -340,7 +346,11 @@ def _tried(comparison: Comparison, judge: _Judging) -> str:
     parts = [f"{e.label.lower()} {e.mean:.3f}" + (f" ± {e.std:.3f}" if e.std and len(e.values) > 1 else "")
              for e in scored]
     skipped = [e.label.lower() for e in comparison.entries if e.skipped and not e.fit_s]
+    raced = [f"{e.label.lower()} ({e.skipped.split(':', 1)[0].removeprefix('dropped ')})" for e in comparison.entries
+             if e.skipped and e.skipped.startswith("dropped")]
     text = f"Tried on {judge.words} ({METRIC_NAMES[comparison.metric]}): " + ", ".join(parts) + "."
+    if raced:
+        text += " Dropped early, clearly behind the leader, so its time went to the rest: " + ", ".join(raced) + "."
     if skipped:
         text += f" Not tried ({comparison.entries[-1].skipped and 'the budget ran out' or 'stopped'}): " \
                 + ", ".join(skipped) + "."

@@ -35,6 +35,13 @@ from core.events import Callback, EpochEnded, Message, StopFlag, ignore
 from core.models.base import EarlyStopping, StepThrottle, epoch_event, stop_message
 
 
+def warm_up() -> None:
+    """Pay torch's lazy imports now: the first optimiser a process builds imports ``torch._dynamo``
+    (3-4 s on 2 cores, measured), which would otherwise land inside the first torch fit — in the
+    automatic contest, inside the MLP's first fold, where the budget counts it."""
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+
+
 @contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
     """Seed torch's global RNG (module init, dropout) inside a fork of it, restored on exit, and

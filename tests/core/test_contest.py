@@ -255,3 +255,32 @@ def test_a_large_tables_slice_is_shared_not_copied():
     rare = np.array(["a"] * 59_990 + ["b"] * 10, dtype=object)
     fit_rows, slice_rows = judging(rare, "binary", 0).folds[0]
     assert "b" in set(rare[slice_rows]) and "b" in set(rare[fit_rows])
+
+
+def test_racing_drops_only_a_candidate_clearly_behind():
+    from core.compare import clearly_behind
+
+    leader = entry("linear", [0.90, 0.91, 0.90, 0.92, 0.90])
+    far = entry("hgb", [0.70])
+    assert "dropped after 1 of 5 folds: clearly behind" in clearly_behind(far, [leader, far], 5)
+    near = entry("hgb", [0.89, 0.90])
+    assert clearly_behind(near, [leader, near], 5) is None
+    ahead = entry("hgb", [0.99])
+    assert clearly_behind(ahead, [leader, ahead], 5) is None
+    # Only a leader scored on every fold counts: with none, nobody is dropped.
+    half = entry("linear", [0.95])
+    assert clearly_behind(far, [half, far], 5) is None
+
+
+def test_the_contest_races_a_hopeless_candidate_out():
+    """A purely linear target over many columns: boosting is far behind after its first fold, so
+    it runs no more folds; it is recorded with its one fold, cannot win, and the reasons say so."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(600, 12)), columns=[f"x{i}" for i in range(12)])
+    frame["y"] = frame.sum(axis=1) + rng.normal(scale=0.05, size=600)
+    data = prepare(table(frame), target="y")
+    result = fit(data, only(plan(data, Overrides(seed=0, time_budget=120)), "linear", "hgb"))
+    hgb = next(c for c in result.candidates if c["model"] == "hgb")
+    assert hgb["skipped"].startswith("dropped after 1 of 5 folds") and len(hgb["fold_seconds"]) == 1
+    assert not hgb["won"] and result.plan.model == "linear"
+    assert any("Dropped early, clearly behind the leader" in r for r in result.plan.reasons)
