@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import plots, readings
 from core.errors import TrainboardError
-from core.evaluation import METRIC_NAMES, PROBA_PREFIX, verdict
+from core.evaluation import METRIC_NAMES, PROBA_PREFIX, reference_name, verdict
 from ui import closer_view, state, views
 from ui.chart_notes import notes
 from ui.compare_view import contest_section
@@ -29,14 +29,14 @@ if run.cancelled:
     st.warning("You stopped this run before it finished: these are the scores of the best model saved so far.")
 
 # ---------------------------------------------------------------- headline
-reference = run.baseline_metrics or run.dummy_metrics
-reference_name = "the linear baseline" if run.baseline_metrics else "always guessing the most common answer"
+reference = run.baseline_metrics if run.baseline_metrics.get(run.main_metric) is not None else run.dummy_metrics
+compared_with = reference_name(run.main_metric, run.baseline_metrics)
 tiles = st.columns(len(views.HEADLINE_METRICS[run.task]))
 for tile, key in zip(tiles, views.HEADLINE_METRICS[run.task], strict=True):
     delta, colour = views.metric_delta(key, run.metrics.get(key), reference.get(key))
     tile.metric(views.metric_name(key), views.metric_text(run.metrics.get(key)), delta, delta_color=colour,
                 help=views.METRIC_HELP.get(key), border=True)
-st.caption(f"The small numbers compare with {reference_name}; green means better.")
+st.caption(f"The small numbers compare with {compared_with}; green means better.")
 judged = verdict(run.main_metric, run.metrics, run.baseline_metrics, run.dummy_metrics)
 (st.success if judged.better else st.warning)(judged.text)
 if run.candidates:

@@ -284,14 +284,23 @@ def at_threshold(predictions: pd.DataFrame, classes: tuple[str, ...], threshold:
 # ---------------------------------------------------------------- the verdict
 
 
+def reference_name(main_metric: str, baseline_metrics: dict[str, float | None]) -> str:
+    """What a run's scores are compared with, in words: the linear baseline when it was fitted,
+    else the no-skill guess (the training rows' average for a number, the commonest class else)."""
+    if baseline_metrics.get(main_metric) is not None:
+        return "the linear baseline"
+    regression = main_metric == MAIN_METRIC["regression"]
+    return "always guessing the average" if regression else "always guessing the most common class"
+
+
 def verdict(main_metric: str, metrics: dict[str, float | None], baseline_metrics: dict[str, float | None],
             dummy_metrics: dict[str, float | None]) -> Verdict:
     """Does the model beat the baseline (or, without one, the no-skill guess) on the headline
     metric, and by how much?"""
     key = main_metric
     mine = metrics.get(key)
-    ref_name, ref = ("the linear baseline", baseline_metrics.get(key)) if baseline_metrics.get(key) is not None \
-        else ("always guessing the most common answer", dummy_metrics.get(key))
+    ref_name = reference_name(key, baseline_metrics)
+    ref = baseline_metrics.get(key) if baseline_metrics.get(key) is not None else dummy_metrics.get(key)
     if mine is None or ref is None:
         return Verdict(f"{METRIC_NAMES[key]} could not be computed for this validation split.", False)
     diff = mine - ref

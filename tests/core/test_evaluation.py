@@ -349,3 +349,11 @@ def test_settled_columns_stop_early_and_unsettled_ones_do_not():
     assert _settled([0.0001, -0.0001, 0.0], top=0.1)  # clearly negligible
     assert not _settled([0.01, -0.008, 0.012], top=0.1)  # neither: keep shuffling
     assert 2 <= MIN_REPEATS < IMPORTANCE_REPEATS
+
+
+def test_the_no_skill_guess_is_named_for_the_task():
+    from core.evaluation import reference_name
+
+    assert "guessing the average" in verdict("r2", {"r2": 0.5}, {}, {"r2": 0.0}).text
+    assert "most common class" in verdict("macro_f1", {"macro_f1": 0.5}, {}, {"macro_f1": 0.2}).text
+    assert reference_name("roc_auc", {"roc_auc": 0.7}) == "the linear baseline"
