@@ -24,6 +24,9 @@ MIN_ROWS = 10
 TARGET_NAMES = ("target", "label", "class", "y", "outcome")
 #: Numeric targets with at most this many distinct whole numbers are read as classes.
 MAX_NUMERIC_CLASSES = 20
+#: What a date column becomes (``core.features.DateParts``), said in the column's role reason.
+DATE_WORDS = ("the model sees year, month, day, weekday and day of year, the days since 1970 (trends), "
+              "and the days between date columns (durations)")
 
 _ID_LAST_WORDS = {"id", "ids", "idx", "index", "key", "code", "number", "no", "num", "nr", "uuid", "guid"}
 _ID_FIRST_WORDS = {"id", "idx", "index", "key", "uuid", "guid", "unnamed"}
@@ -64,7 +67,7 @@ def _role(col: pd.Series, sample: pd.Series, n_unique: int, n_missing: int) -> t
     if pd.api.types.is_bool_dtype(col):
         return "categorical", "yes/no values"
     if pd.api.types.is_datetime64_any_dtype(col):
-        return "datetime", "dates; the model sees year, month, day and weekday"
+        return "datetime", f"dates; {DATE_WORDS}"
     if pd.api.types.is_numeric_dtype(col):
         return _numeric_role(col, n_unique, n_missing, "numbers")
     if pd.api.types.is_timedelta64_dtype(col):
@@ -120,7 +123,7 @@ def _text_role(col: pd.Series, sample: pd.Series, n_unique: int, n_missing: int)
         return _numeric_role(pd.to_numeric(col, errors="coerce"), n_unique, n_missing,
                              "numbers stored as text; cells that are not numbers count as missing")
     if _looks_like_dates(values):
-        return "datetime", "dates written as text; the model sees year, month, day and weekday"
+        return "datetime", f"dates written as text; {DATE_WORDS}"
     n_filled = len(col) - n_missing
     if _looks_like_free_text(values, n_unique, n_filled):
         return "text", "long free text; the model looks at the words it contains"
