@@ -99,12 +99,16 @@ else:
               "funnel means the model misses a pattern.", "residual")
     history_slot = st.columns(2)[0]
 
+curve_reading = readings.loss_curve(run.history, run.model.curve_unit, stopped_early=run.stopped_early,
+                                   cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates))
 with history_slot:
-    st.plotly_chart(plots.loss_curve(run.history, x_title=run.model.curve_unit))
-    notes(readings.loss_curve(run.history, run.model.curve_unit, stopped_early=run.stopped_early,
-                              cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates)),
-          "Loss on the training rows and on the validation rows as training went on. When validation loss rises "
-          "while training loss keeps falling, the model is memorising (overfitting).", "overfitting")
+    if len(run.history) <= 1:  # fitted in one go: a chart of one point would say nothing its reading doesn't
+        st.caption(curve_reading)
+    else:
+        st.plotly_chart(plots.loss_curve(run.history, x_title=run.model.curve_unit))
+        notes(curve_reading,
+              "Loss on the training rows and on the validation rows as training went on. When validation loss "
+              "rises while training loss keeps falling, the model is memorising (overfitting).", "overfitting")
 closer_view.cell_section(run, point if classification else None)  # the rows behind a confusion-matrix cell
 
 # ---------------------------------------------------------------- why

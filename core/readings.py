@@ -150,7 +150,7 @@ def loss_curve(history: Sequence[Any], unit: str = "epoch", *, stopped_early: bo
     if len(epoch) == 0:
         return "This model reported no training curve: it is fitted in one go."
     if len(epoch) == 1:
-        words = (f"This model is fitted in one go, so its curve is a single point: {link('loss', 'loss')} "
+        words = (f"This model is fitted in one go, so it has no training curve, only one point: {link('loss', 'loss')} "
                  f"{number(train[0])} on the training rows")
         return words + (f" and {number(valid[0])} on {watched}." if math.isfinite(valid[0]) else ".")
     if not np.isfinite(valid).any():

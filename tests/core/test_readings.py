@@ -76,7 +76,7 @@ def test_a_flat_validation_loss_with_falling_training_loss_is_no_overfitting_ala
 def test_loss_edge_cases_no_curve_one_point_no_validation_loss():
     assert "no training curve" in readings.loss_curve([], "fit")
     one = readings.loss_curve(history([0.167], [0.149]), "fit")
-    assert "single point" in one and "0.149 on the training rows and 0.167 on the validation rows" in one
+    assert "no training curve, only one point" in one and "0.149 on the training rows and 0.167 on the validation rows" in one
     assert "a slice of the training rows" in readings.loss_curve(history([0.167], [0.149]), "fit", contest=True)
     blind = readings.loss_curve(history([float("nan")] * 3, [0.9, 0.5, 0.3]), "epoch")
     assert blind.startswith("Only the training loss") and "0.9 at epoch 1" in blind and "0.3 at epoch 3" in blind
