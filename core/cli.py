@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--seed", type=int, default=0)
     comp.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR))
 
+    report = sub.add_parser("report", help="write a saved run's offline report: one HTML file that opens from disk")
+    report.add_argument("run_dir")
+    report.add_argument("--out", default="report.html")
+    report.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR),
+                        help="the runs folder RUN_DIR lies in (only runs inside it are loaded)")
+
     show = sub.add_parser("show", help="print a saved run's manifest summary")
     show.add_argument("run_dir")
 
@@ -172,6 +178,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from core.export.report import write_report
+
+    report = write_report(args.run_dir, args.out, args.runs_dir)
+    print(json.dumps({"out": str(args.out), "charts": report.charts, "kb": round(report.kilobytes, 1),
+                      "seconds": round(report.seconds, 3)}))
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from core.run_record import load_manifest
     from core.runs import resolve_run
@@ -207,7 +222,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "predict": cmd_predict, "show": cmd_show, "check": cmd_check}
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "predict": cmd_predict, "report": cmd_report, "show": cmd_show,
+            "check": cmd_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,13 +2,14 @@
 Grad-CAM saliency maps showing where the network looked. Stored as plain arrays (``np.savez``,
 no pickles) in ``gallery.npz`` inside the run folder.
 
-torch is imported only when saliency is computed: ``ui.views`` imports this module for
-``GALLERY_FILE``, and the app should not load torch to start.
+torch is imported only when saliency is computed: ``ui.views`` and the offline report import this
+module to read the gallery, and the app should not load torch to start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,39 @@ def gallery_writer(data: ImageData, result: Any, evaluation: Any) -> Callable[[P
             np.savez_compressed(handle, **arrays)
 
     return write
+
+
+@dataclass(frozen=True, eq=False)
+class Gallery:
+    """The most confidently wrong validation images of an image run (``gallery.npz``)."""
+
+    images: np.ndarray  # uint8 N×C×H×W
+    saliency: np.ndarray | None  # float N×H×W, larger = mattered more to the prediction
+    titles: tuple[str, ...]
+    true: tuple[str, ...] = ()  # each image's true class, predicted class and the model's confidence
+    predicted: tuple[str, ...] = ()
+    confidence: tuple[float, ...] = ()
+
+
+def read_gallery(run_dir: str | Path) -> Gallery | None:
+    """Read ``gallery.npz`` (plain arrays, never pickles); None when the run has none."""
+    path = Path(run_dir) / GALLERY_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as arrays:
+        if "images" not in arrays or len(arrays["images"]) == 0:
+            return None
+        images = arrays["images"]
+        saliency = arrays["saliency"] if "saliency" in arrays else None
+        n = len(images)
+        true = arrays["true"] if "true" in arrays else [""] * n
+        predicted = arrays["predicted"] if "predicted" in arrays else [""] * n
+        confidence = arrays["confidence"] if "confidence" in arrays else [float("nan")] * n
+        files = arrays["files"] if "files" in arrays else [""] * n
+    titles = tuple(f"true {t} → said {p} ({c:.0%})" + (f"<br>{Path(str(f)).name}" if str(f) else "")
+                   for t, p, c, f in zip(true, predicted, confidence, files, strict=True))
+    return Gallery(images=images, saliency=saliency, titles=titles, true=tuple(map(str, true)),
+                   predicted=tuple(map(str, predicted)), confidence=tuple(float(c) for c in confidence))
 
 
 def saliency(model: ImageClassifier, images: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:

@@ -209,13 +209,13 @@ def loss_curves_compared(histories: Mapping[str, Sequence[Any]]) -> go.Figure:
     return fig
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
+def rgb_image(image: np.ndarray) -> np.ndarray:
     """C×H×W uint8 (C = 1 or 3) → H×W×3, as ``go.Image`` wants."""
     hwc = np.asarray(image).transpose(1, 2, 0)
     return np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
 
 
-def _unit(saliency: np.ndarray) -> np.ndarray:
+def unit_saliency(saliency: np.ndarray) -> np.ndarray:
     """One saliency map scaled to 0..1 (channels folded by their largest magnitude)."""
     s = np.abs(np.asarray(saliency, dtype=float))
     if s.ndim == 3:
@@ -240,9 +240,9 @@ def image_gallery(images: np.ndarray, titles: Sequence[str], saliency: np.ndarra
     tint = [[0.0, "rgba(255,0,0,0)"], [0.5, "rgba(255,0,0,0)"], [1.0, "rgba(255,0,0,0.6)"]]
     for i in range(n):
         row, col = divmod(i, cols)
-        fig.add_trace(go.Image(z=_rgb(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
+        fig.add_trace(go.Image(z=rgb_image(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
         if saliency is not None:
-            fig.add_trace(go.Heatmap(z=_unit(saliency[i]), colorscale=tint, zmin=0, zmax=1, showscale=False,
+            fig.add_trace(go.Heatmap(z=unit_saliency(saliency[i]), colorscale=tint, zmin=0, zmax=1, showscale=False,
                                      hoverinfo="skip"), row=row + 1, col=col + 1)
     return _image_grid_layout(fig, height, title_size=12, top=50)
 
@@ -335,7 +335,7 @@ def thumbnail_grid(images: np.ndarray, titles: Sequence[str], columns: int = 8) 
                         horizontal_spacing=0.02, vertical_spacing=min(45 / height, 0.3))
     for i in range(n):
         row, col = divmod(i, columns)
-        fig.add_trace(go.Image(z=_rgb(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
+        fig.add_trace(go.Image(z=rgb_image(images[i]), hoverinfo="skip"), row=row + 1, col=col + 1)
     return _image_grid_layout(fig, height, title_size=11, top=45)
 
 

@@ -194,6 +194,22 @@ def report_from_run(run_dir: str | Path) -> Report:
     return Report(run, pr_curves(run.predictions, run.classes), roc_curves(run.predictions, run.classes))
 
 
+def contest_board(candidates: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """An automatic run's leaderboard from its manifest's ``candidates``: one ``core.compare.board_row``
+    per candidate, best first, the delivered one (and the blended ones) marked in its name."""
+    from core.compare import Entry, board_row  # the registry's labels: imported only when a board is drawn
+
+    rows = []
+    for saved in sorted(candidates, key=lambda c: (c.get("mean") is None, -(c.get("mean") or 0.0))):
+        row = board_row(Entry.from_dict(saved)) if saved["model"] != "blend" else {
+            "model": saved.get("label") or "Blend", "key": "blend", "metric": saved["metric"], "mean": saved["mean"],
+            "std": saved.get("std"), "folds": str(len(saved["scores"].get(saved["metric"]) or ())), "fit_s": None,
+            "note": "average of the blended ones"}
+        row["model"] += " ← delivered" if saved.get("won") else (" (blended)" if saved.get("blended") else "")
+        rows.append(row)
+    return rows
+
+
 def _record(path: Path, m: dict[str, Any]) -> RunRecord:
     data, model, split, baseline = m["data"], m["model"], m["split"], m.get("baseline") or {}
     matrix = m.get("confusion_matrix")

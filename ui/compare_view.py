@@ -7,11 +7,12 @@ from typing import Any
 
 import streamlit as st
 
-from core.compare import Entry, board_row, leaderboard_rows, load_comparison
+from core.compare import board_row, leaderboard_rows, load_comparison
 from core.errors import TrainboardError
 from core.models import comparison_candidates, get_family
 from core.pipeline import JobSpec, make_plan
 from core.planner import Overrides
+from core.run_record import contest_board
 from core.types import Prepared
 from ui import state
 from ui.live import polled_job
@@ -92,17 +93,6 @@ def _result(path: str, prepared: Prepared, spec_base: dict[str, Any], seed: int,
 
 def contest_section(candidates: tuple[dict, ...], reasons: tuple[str, ...]) -> None:
     """An automatic run's contest, from its manifest: every candidate's folds and the choice."""
-    entries = [Entry.from_dict(c) for c in candidates]
-    rows = []
-    for saved, entry in sorted(zip(candidates, entries, strict=True),
-                               key=lambda p: (p[1].mean is None, -(p[1].mean or 0.0))):
-        row = board_row(entry) if saved["model"] != "blend" else {
-            "model": saved.get("label") or "Blend", "key": "blend", "metric": saved["metric"], "mean": saved["mean"],
-            "std": saved.get("std"), "folds": str(len(saved["scores"].get(saved["metric"]) or ())), "fit_s": None,
-            "note": "average of the blended ones"}
-        row["model"] += " ← delivered" if saved.get("won") else (" (blended)" if saved.get("blended") else "")
-        rows.append(row)
-    st.dataframe(leaderboard_frame(rows), hide_index=True)
+    st.dataframe(leaderboard_frame(contest_board(candidates)), hide_index=True)
     for reason in reasons:
         st.markdown(f"- {reason}")
-

@@ -3,17 +3,15 @@ metric wording, chunked prediction and the image-run gallery (the Data page's ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core import planner
 from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES
-from core.image_eval import GALLERY_FILE
+from core.image_eval import read_gallery
 from core.progress import summarise
 from core.run_record import MANIFEST_FILE, Report, RunRecord, report_from_run
 from core.runs import list_runs
@@ -149,34 +147,5 @@ def load_predictions(csv_path: str) -> tuple[pd.DataFrame, bytes]:
 # ---------------------------------------------------------------- images
 
 
-@dataclass(frozen=True, eq=False)
-class Gallery:
-    """The most confidently wrong validation images of an image run (``gallery.npz``)."""
-
-    images: np.ndarray  # uint8 N×C×H×W
-    saliency: np.ndarray | None  # float N×H×W, larger = mattered more to the prediction
-    titles: tuple[str, ...]
-    true: tuple[str, ...] = ()  # each image's true class, predicted class and the model's confidence
-    predicted: tuple[str, ...] = ()
-    confidence: tuple[float, ...] = ()
-
-
-def load_gallery(run_dir: str | Path) -> Gallery | None:
-    """Read ``gallery.npz`` (plain arrays, never pickles); None when the run has none."""
-    path = Path(run_dir) / GALLERY_FILE
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as arrays:
-        if "images" not in arrays or len(arrays["images"]) == 0:
-            return None
-        images = arrays["images"]
-        saliency = arrays["saliency"] if "saliency" in arrays else None
-        n = len(images)
-        true = arrays["true"] if "true" in arrays else [""] * n
-        predicted = arrays["predicted"] if "predicted" in arrays else [""] * n
-        confidence = arrays["confidence"] if "confidence" in arrays else [float("nan")] * n
-        files = arrays["files"] if "files" in arrays else [""] * n
-    titles = tuple(f"true {t} → said {p} ({c:.0%})" + (f"<br>{Path(str(f)).name}" if str(f) else "")
-                   for t, p, c, f in zip(true, predicted, confidence, files, strict=True))
-    return Gallery(images=images, saliency=saliency, titles=titles, true=tuple(map(str, true)),
-                   predicted=tuple(map(str, predicted)), confidence=tuple(float(c) for c in confidence))
+#: The most confidently wrong validation images of an image run (read in ``core.image_eval``).
+load_gallery = read_gallery
