@@ -5,7 +5,7 @@ import streamlit as st
 from core import plots, readings
 from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES, PROBA_PREFIX, reference_name, verdict
-from ui import closer_view, state, views
+from ui import closer_view, report_view, state, views
 from ui.chart_notes import notes
 from ui.compare_view import contest_section
 from ui.threshold_view import threshold_section
@@ -158,3 +158,6 @@ with st.expander("Model details: why this model, its settings, device, timings, 
     right.markdown("**Timings (s):** " + ", ".join(f"{k.removesuffix('_s')} {v:g}" for k, v in run.timings.items()))
     right.markdown("**Versions:** " + ", ".join(f"{k} {v}" for k, v in run.versions.items()))
     right.caption(f"Run folder: {run.path}")
+
+st.subheader("Take it with you")
+report_view.report_download(run, "evaluate")

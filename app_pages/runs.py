@@ -2,11 +2,9 @@
 
 import streamlit as st
 
-from core import plots
 from core.errors import TrainboardError
-from core.evaluation import LOWER_IS_BETTER, METRIC_NAMES
 from core.runs import delete_run, list_runs
-from ui import pages, state, views
+from ui import pages, report_view, side_by_side_view, state, views
 
 st.title("Runs")
 st.caption("Every model trained on this server, newest first. Each run keeps its model, scores and charts.")
@@ -27,7 +25,7 @@ by_path = {str(r.path): r for r in runs}
 st.session_state[state.RUNS_PICKED] = [p for p in st.session_state.get(state.RUNS_PICKED, []) if p in by_path]
 picked = st.multiselect("Select runs to open, compare or delete", list(by_path), key=state.RUNS_PICKED,
                         format_func=lambda p: views.run_label(by_path[p]),
-                        placeholder="Pick one run to open it, two or more to compare them")
+                        placeholder="Pick one run to open it, two or more on the same data to compare them")
 
 
 def _ask_delete() -> None:
@@ -55,6 +53,8 @@ if predict_col.button("Predict with it", disabled=len(picked) != 1, icon=":mater
     st.session_state[state.RUN] = picked[0]
     pages.switch(pages.PREDICT)
 delete_col.button("Delete…", disabled=not picked, icon=":material/delete:", width="stretch", on_click=_ask_delete)
+if len(picked) == 1:
+    report_view.report_download(by_path[picked[0]], "runs")
 
 if error := st.session_state.pop(state.RUNS_DELETE_ERROR, None):
     st.error(error)
@@ -68,15 +68,4 @@ if doomed:
     no.button("Cancel", on_click=lambda: st.session_state.pop(state.RUNS_TO_DELETE, None))
 
 if len(picked) >= 2:
-    st.subheader(f"Comparing {len(picked)} runs")
-    reports = {by_path[p].run_id: views.cached_report(p).run for p in picked}
-    keys = list(dict.fromkeys(k for r in reports.values() for k in r.metrics))
-    st.dataframe([{"score": METRIC_NAMES.get(k, k) + (" (lower is better)" if k in LOWER_IS_BETTER else "")}
-                  | {run_id: r.metrics.get(k) for run_id, r in reports.items()} for k in keys],
-                 hide_index=True, column_config={run_id: st.column_config.NumberColumn(format="%.3f")
-                                                 for run_id in reports})
-    st.caption("Each column is one run (its folder name says when, on what data and with which model). A blank "
-               "cell: that score does not apply to the run's task.")
-    st.plotly_chart(plots.loss_curves_compared({run_id: r.history for run_id, r in reports.items()}))
-    st.caption("Validation loss while each run trained: lower is better, and a curve that turns up means "
-               "overfitting. Losses are comparable only between runs on the same data and task.")
+    side_by_side_view.compare_section([by_path[p] for p in picked], runs)

@@ -209,6 +209,30 @@ def loss_curves_compared(histories: Mapping[str, Sequence[Any]]) -> go.Figure:
     return fig
 
 
+def pr_curves_compared(curves: Mapping[str, Sequence[Curve]]) -> go.Figure:
+    """Precision vs recall of several runs on one chart (Runs page comparison): one line per run
+    (per run and class for several classes), its average precision in the legend; the no-skill
+    line of a binary comparison dotted."""
+    fig = go.Figure()
+    for label, run_curves in curves.items():
+        for c in run_curves:
+            x, y = _thin(c.x, c.y)
+            name = f"{label} (AP {c.area:.3f})" if len(run_curves) == 1 else f"{label} · {c.label} (AP {c.area:.3f})"
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name))
+    prevalences = {round(float(c[0].prevalence), 6) for c in curves.values() if len(c) == 1}
+    if len(prevalences) == 1 and all(len(c) == 1 for c in curves.values()):
+        prevalence = prevalences.pop()
+        fig.add_trace(go.Scatter(x=[0, 1], y=[prevalence, prevalence], mode="lines", hoverinfo="skip",
+                                 line=dict(dash="dot", color="grey"), name=f"no skill ({prevalence:.2f})"))
+    fig.update_layout(_layout("Precision-recall (higher and further right is better)",
+                              "recall (share of real cases found)", "precision (share of alarms that are right)"))
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=-0.2, xanchor="left", x=0),
+                      height=380 + 22 * len(fig.data))
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1.02])
+    return fig
+
+
 def rgb_image(image: np.ndarray) -> np.ndarray:
     """C×H×W uint8 (C = 1 or 3) → H×W×3, as ``go.Image`` wants."""
     hwc = np.asarray(image).transpose(1, 2, 0)

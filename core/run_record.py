@@ -125,6 +125,8 @@ class RunRecord:
     candidates: tuple[dict[str, Any], ...] = ()  # an automatic run's contest (``core.contest``); () otherwise
     contest_reasons: tuple[str, ...] = ()  # …and how it chose, in words (also among the model's reasons)
     checks: tuple[dict[str, Any], ...] = ()  # the data checks' findings (``core.checks.Finding.record``)
+    time_budget: float | None = None  # seconds the plan gave the whole run (None: no limit, or saved before it was)
+    max_epochs: int | None = None  # the plan's cap on epochs / boosting rounds / trees (None: the family's own)
     predictions: pd.DataFrame | None = None  # row, true, predicted (+ proba per class / residual)
     worst: pd.DataFrame | None = None  # the validation rows with the largest errors
 
@@ -232,8 +234,13 @@ def _record(path: Path, m: dict[str, Any]) -> RunRecord:
         messages=tuple(m.get("messages") or ()), versions=dict(m.get("versions") or {}),
         files=tuple(m.get("files") or ()), threshold=_threshold(m), candidates=tuple(m.get("candidates") or ()),
         contest_reasons=tuple((m.get("contest") or {}).get("reasons") or ()),
-        checks=tuple(m.get("checks") or ()),
+        checks=tuple(m.get("checks") or ()), time_budget=_optional((m.get("limits") or {}).get("time_budget_s"), float),
+        max_epochs=_optional((m.get("limits") or {}).get("max_epochs"), int),
     )
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return None if value is None else kind(value)
 
 
 def _threshold(m: dict[str, Any]) -> Threshold | None:

@@ -128,6 +128,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "metrics": evaluation.metrics,
         "main_metric": MAIN_METRIC[plan.task],
         "threshold": threshold_section(result.threshold or default_threshold(plan.task)),
+        "limits": {"time_budget_s": plan.time_budget, "max_epochs": plan.max_epochs},  # as planned (None: none)
         "baseline": {"key": plan.baseline, "metrics": evaluation.baseline_metrics,
                      "dummy_metrics": evaluation.dummy_metrics},
         "history": [{"epoch": e.epoch, "train_loss": e.train_loss, "valid_loss": e.valid_loss,

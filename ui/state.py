@@ -42,6 +42,7 @@ COMPARE_JOB = "compare_job_id"  # the Train page's model comparison
 PREDICT_JOB = "predict_job_id"  # {run and upload: prediction job}
 RUNS_TO_DELETE, RUNS_DELETE_ERROR = "_runs_to_delete", "_runs_delete_error"
 EVALUATE_THRESHOLD_SAVED = "_evaluate_threshold_saved"  # (run id, "success"/"error", words) after Save
+REPORT_ASKED = "_report_asked"  # ui.report_view: the offline report was asked for, per page and run (report_key)
 # Widgets
 DATA_TABLE_UPLOAD, DATA_ZIP_UPLOAD, DATA_FOLDER_UPLOAD = "data_table_upload", "data_zip_upload", "data_folder_upload"
 DATA_TARGET = "data_target"
@@ -84,6 +85,11 @@ class SessionInfo:
 def threshold_key(run_id: str) -> str:
     """The Evaluate page's threshold slider for one run, so switching runs starts at that run's own."""
     return f"{EVALUATE_THRESHOLD}:{run_id}"
+
+
+def report_key(page: str, run_id: str) -> str:
+    """Whether the offline report of ``run_id`` was asked for on ``page`` (built only then)."""
+    return f"{REPORT_ASKED}:{page}:{run_id}"
 
 
 def cell_key(run_id: str) -> str:
