@@ -194,6 +194,14 @@ def metric_comparison(metrics: Mapping[str, float | None], baseline: Mapping[str
     return fig
 
 
+#: Runs compared on one chart each get a colour of their own (the app's theme draws them in shades of one blue).
+RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def _run_colour(i: int) -> str:
+    return RUN_COLOURS[i % len(RUN_COLOURS)]
+
+
 def loss_curves_compared(histories: Mapping[str, Sequence[Any]]) -> go.Figure:
     """Validation loss per epoch for several runs on one chart (Runs page comparison)."""
     fig = go.Figure()
@@ -201,7 +209,8 @@ def loss_curves_compared(histories: Mapping[str, Sequence[Any]]) -> go.Figure:
         if history:
             h = _history_arrays(history)
             epoch, valid = _thin(h["epoch"], h["valid_loss"])
-            fig.add_trace(go.Scatter(x=epoch, y=valid, mode="lines+markers" if len(epoch) < 60 else "lines", name=label))
+            fig.add_trace(go.Scatter(x=epoch, y=valid, mode="lines+markers" if len(epoch) < 60 else "lines", name=label,
+                                     line=dict(color=_run_colour(len(fig.data)))))
     fig.update_layout(_layout("Validation loss while training (lower is better)", "epoch / boosting round / trees",
                               "validation loss"))
     fig.update_layout(legend=dict(orientation="v", yanchor="top", y=-0.2, xanchor="left", x=0),
@@ -218,7 +227,7 @@ def pr_curves_compared(curves: Mapping[str, Sequence[Curve]]) -> go.Figure:
         for c in run_curves:
             x, y = _thin(c.x, c.y)
             name = f"{label} (AP {c.area:.3f})" if len(run_curves) == 1 else f"{label} · {c.label} (AP {c.area:.3f})"
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name))
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=_run_colour(len(fig.data)))))
     prevalences = {round(float(c[0].prevalence), 6) for c in curves.values() if len(c) == 1}
     if len(prevalences) == 1 and all(len(c) == 1 for c in curves.values()):
         prevalence = prevalences.pop()

@@ -77,11 +77,10 @@ class Difference:
 
 
 def plan_facts(run: RunRecord) -> dict[str, str]:
-    """A run's plan as setting → value in words: the model and its settings, the split, the
-    threshold, the limits, the contest's candidates and the columns used."""
+    """A run's plan as setting → value in words: the model, the split, the threshold, the limits,
+    the contest's candidates, the columns used, then the model's settings."""
     split = run.split
     facts = {"model": f"{run.model.label} ({run.model.key})"}
-    facts.update({f"setting: {name}": _words(value) for name, value in sorted(run.model.params.items())})
     facts.update({
         "split": split.strategy.replace("_", " "),
         "validation share": f"{split.valid_fraction:.0%}",
@@ -95,12 +94,14 @@ def plan_facts(run: RunRecord) -> dict[str, str]:
         "contest": ", ".join(c.get("label") or c["model"] for c in run.candidates) if run.candidates else "none",
         "columns used": ", ".join(run.data.feature_columns) if run.kind == "tabular" else MISSING,
     })
+    # the model's own settings last: they differ between any two families, and would hide the rest
+    facts.update({f"setting: {name}": _words(value) for name, value in sorted(run.model.params.items())})
     return facts
 
 
 def plan_diff(runs: Sequence[RunRecord]) -> list[Difference]:
     """The settings whose values differ between the runs' plans, in the order ``plan_facts`` gives
-    them (the model first); settings every run shares are left out."""
+    them (the model first, its settings last); settings every run shares are left out."""
     facts = [plan_facts(r) for r in runs]
     settings = list(dict.fromkeys(name for f in facts for name in f))
     out = []

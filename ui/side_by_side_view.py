@@ -23,9 +23,9 @@ def compare_section(picked: Sequence[RunRecord], every: Sequence[RunRecord]) -> 
     """Compare the ``picked`` runs (two or more); ``every`` run is searched for groups on one data."""
     groups = side_by_side.by_data(picked)
     if len(groups) > 1:
-        st.warning("These runs were trained on different data ("
-                   + "; ".join(key.words for key in groups) + "), so their scores cannot be compared: a score says how "
-                   "well a model does on its own data. Pick runs on the same data.")
+        st.warning("These runs were trained on different data: " + "; ".join(key.words for key in groups)
+                   + ". Their scores cannot be compared, since a score says how well a model does on its own data. "
+                   "Pick runs on the same data.")
         for key, runs in side_by_side.by_data(every).items():
             if len(runs) > 1:
                 st.button(f"Compare the {len(runs)} runs on {key.words}", key=f"compare-group:{key}",
@@ -49,7 +49,7 @@ def compare_section(picked: Sequence[RunRecord], every: Sequence[RunRecord]) -> 
     st.markdown("**How their plans differ**")
     if differences:
         st.dataframe(pd.DataFrame([{"setting": d.setting} | dict(zip(ids, d.values, strict=True))
-                                   for d in differences]), hide_index=True)
+                                   for d in differences]), hide_index=True, height="content")
         st.caption("Only the settings that differ: the model, its settings, the split, the threshold and the "
                    "limits each run was planned with. Everything else was the same.")
     else:

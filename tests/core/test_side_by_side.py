@@ -83,6 +83,10 @@ def test_pr_curves_compared_draws_one_line_per_run_and_the_shared_no_skill_line(
     names = [t.name for t in fig.data]
     assert names == ["run-a (AP 0.810)", "run-b (AP 0.740)", "no skill (0.30)"]
     assert fig.layout.title.text.startswith("Precision-recall")
+    assert fig.data[0].line.color != fig.data[1].line.color  # each run a colour of its own
+    losses = plots.loss_curves_compared({"run-a": [{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9}],
+                                         "run-b": [{"epoch": 1, "train_loss": 1.1, "valid_loss": 0.8}]})
+    assert losses.data[0].line.color != losses.data[1].line.color
     several = plots.pr_curves_compared({"run-a": (_curve("x", 0.5), _curve("y", 0.6)), "run-b": (_curve("x", 0.7),)})
     assert [t.name for t in several.data] == ["run-a · x (AP 0.500)", "run-a · y (AP 0.600)", "run-b (AP 0.700)"]
     other = plots.pr_curves_compared({"a": (_curve("yes", 0.8, 0.3),), "b": (_curve("yes", 0.8, 0.4),)})
