@@ -59,8 +59,10 @@ figure img { width: 128px; image-rendering: pixelated; border: 1px solid #ccc; }
 figcaption { font-size: .85rem; } code { background: #f2f2f2; padding: 0 .2rem; }
 dt { font-weight: 600; margin-top: .5rem; } dd { margin-left: 1rem; }
 .verdict { font-weight: 600; }
+.chart .plotly-graph-div { max-width: 1000px; }
 @media print { body { max-width: none; padding: 0; } a { color: inherit; text-decoration: none; }
-               h2 { break-after: avoid; } .reading { background: none; } }
+               h2 { break-after: avoid; } .reading { background: none; }
+               .chart > div:first-child { zoom: 0.68; } }  /* charts drawn for the screen fit the paper */
 """
 
 
