@@ -55,9 +55,10 @@ def compare_section(picked: Sequence[RunRecord], every: Sequence[RunRecord]) -> 
     else:
         st.caption("Their plans are the same: the same model, settings, split, threshold and limits.")
 
-    st.plotly_chart(plots.loss_curves_compared({r.run_id: r.history for r in runs}))
-    st.caption("Validation loss while each run trained: lower is better, and a curve that turns up means "
-               "overfitting. A run fitted in one go shows a single point.")
+    if any(len(r.history) > 1 for r in runs):  # models fitted in one go have no curve to overlay
+        st.plotly_chart(plots.loss_curves_compared({r.run_id: r.history for r in runs}))
+        st.caption("Validation loss while each run trained: lower is better, and a curve that turns up means "
+                   "overfitting. A run fitted in one go shows a single point.")
     curves = {report.run.run_id: report.pr_curves for report in reports if report.pr_curves}
     if curves:
         st.plotly_chart(plots.pr_curves_compared(curves))

@@ -248,10 +248,12 @@ def _scores(out: _Builder, run: RunRecord) -> None:
 
 def _training(out: _Builder, run: RunRecord) -> None:
     out.add("<h2>Training</h2>")
-    out.chart(plots.loss_curve(run.history, x_title=run.model.curve_unit),
-              readings.loss_curve(run.history, run.model.curve_unit, stopped_early=run.stopped_early,
-                                  cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates)),
-              "overfitting")
+    reading = readings.loss_curve(run.history, run.model.curve_unit, stopped_early=run.stopped_early,
+                                  cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates))
+    if len(run.history) <= 1:  # fitted in one go: a chart of one point would say nothing its reading doesn't
+        out.add(out.reading(reading))
+    else:
+        out.chart(plots.loss_curve(run.history, x_title=run.model.curve_unit), reading, "overfitting")
 
 
 def _errors(out: _Builder, report: Report, point: OperatingPoint | None) -> None:

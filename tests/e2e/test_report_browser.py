@@ -98,7 +98,7 @@ def assert_draws_offline(browser, path: Path, pictures_expected: bool) -> None:
         all_pictures = tab.evaluate("document.images.length")
     finally:
         context.close()
-    assert promised >= 5 and drawn == promised
+    assert promised >= 4 and drawn == promised
     assert pictures == all_pictures and (all_pictures > 0) == pictures_expected
     assert dialogs == []
     assert elsewhere == [], f"the report asked the network for {elsewhere}"
