@@ -92,7 +92,7 @@ class _Builder:
 
     def reading(self, markdown: str) -> str:
         """A reading (Streamlit markdown, ``core.readings``) as safe HTML, its links kept for the glossary."""
-        return f'<p class="reading">{_markdown(markdown, self.terms)}</p>'
+        return f'<p class="reading">{reading_html(markdown, self.terms)}</p>'
 
     def chart(self, fig: go.Figure, reading: str, term: str | None = None, plain: bool = False) -> None:
         """A figure, then its reading; ``term`` adds "In the glossary: …"; ``plain`` readings are
@@ -395,9 +395,11 @@ _MARKDOWN = re.compile(r"\\(?P<escaped>.)"
                        r"|(?P<fence>`+) ?(?P<code>.*?) ?(?P=fence)", re.DOTALL)
 
 
-def _markdown(text: str, terms: dict[str, None]) -> str:
-    """The little markdown a reading holds, as HTML: glossary links to the report's own glossary
-    (their keys noted in ``terms``), code spans, backslash escapes; everything else escaped."""
+def reading_html(text: str, terms: dict[str, None] | None = None) -> str:
+    """The little markdown a reading holds (``core.readings``), as HTML: glossary links to the
+    report's own glossary (their keys noted in ``terms``), code spans, backslash escapes;
+    everything else escaped."""
+    terms = {} if terms is None else terms
     parts, at = [], 0
     for match in _MARKDOWN.finditer(text):
         parts.append(html.escape(text[at:match.start()]))

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from core import cli
+from core import cli, readings
 from core.datasets import SAMPLE_DIR
 from core.errors import RunError
-from core.export.report import CHARTS_META, build_report, write_report
+from core.export.report import CHARTS_META, build_report, reading_html, write_report
+from core.glossary import link
+from core.importance import Importance
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
 from core.run_record import read_run
@@ -134,6 +136,18 @@ def test_binary_contest_report_has_every_section_and_escapes_user_strings(runs):
     linked = set(re.findall(r'href="#term-([a-z0-9-]+)"', page))
     defined = set(re.findall(r'<dt id="term-([a-z0-9-]+)">', page))
     assert {"recall", "precision", "permutation-importance", "partial-dependence"} <= linked == defined
+
+
+def test_readings_markdown_becomes_safe_html_with_in_report_glossary_links():
+    terms: dict[str, None] = {}
+    text = readings.importances([Importance(EVIL_COLUMN, 0.4, 0.01), Importance("a`b*c_", 0.3, 0.01)], "binary")
+    shown = reading_html(text, terms)
+    assert f"<code>{_escaped(EVIL_COLUMN)}</code>" in shown and "<code>a`b*c_</code>" in shown
+    assert '<a href="#term-log-loss">log loss</a>' in shown and list(terms) == ["log-loss"]
+    quoted = reading_html(f"It takes {readings.quote(EVIL_CLASS)} for {readings.quote('[x](y)')}.")
+    assert quoted == f"It takes “{_escaped(EVIL_CLASS)}” for “[x](y)”."  # no stray backslash, no link
+    assert reading_html(f"see {link('recall')} and [elsewhere](https://example.com)") == \
+        'see <a href="#term-recall">Recall</a> and [elsewhere](https://example.com)'  # only glossary links
 
 
 def test_regression_report_draws_its_own_charts(runs):
