@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core import plots, side_by_side
+from core.errors import TrainboardError
 from core.run_record import RunRecord
 from ui import state, views
 
@@ -32,7 +33,11 @@ def compare_section(picked: Sequence[RunRecord], every: Sequence[RunRecord]) -> 
                           on_click=_pick, args=([str(r.path) for r in runs],))
         return
     (key,) = groups
-    reports = [views.cached_report(r.path) for r in picked]
+    try:
+        reports = [views.cached_report(r.path) for r in picked]
+    except TrainboardError as err:  # a run folder damaged since it was listed
+        st.error(str(err))
+        return
     runs = [report.run for report in reports]
     st.subheader(f"Comparing {len(runs)} runs on {key.words}")
     rows = side_by_side.metric_rows(runs)
