@@ -378,7 +378,7 @@ class _Driver:
         address = self.settings.address
         try:
             self.ray.init(address=address, ignore_reinit_error=True, logging_level="ERROR",
-                          **self.settings.init_kwargs)
+                          runtime_env=self.settings.runtime_env, **self.settings.init_kwargs)
             mismatch = self._version_mismatch()
         except Exception as err:  # noqa: BLE001 - any failure to connect is words in the sidebar
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
@@ -400,8 +400,7 @@ class _Driver:
         ray, address = self.ray, self.settings.address
         ours = code_version()
         probe = ray.remote(_probe_version)
-        refs = [probe.options(num_cpus=0, runtime_env=self.settings.runtime_env,
-                              scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+        refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
                 for n in ray.nodes() if n.get("Alive")]
         try:
             theirs = ray.get(refs, timeout=CALL_TIMEOUT_S * 2)
@@ -493,7 +492,7 @@ class _Driver:
         return self.ray.remote(_JobActor).options(
             num_cpus=self.settings.cpus_per_job, num_gpus=gpus,
             max_concurrency=3,  # run, drain and stop at once
-            max_restarts=0, runtime_env=self.settings.runtime_env,
+            max_restarts=0,
         ).remote()
 
     def _keep_spare(self) -> None:
@@ -645,8 +644,8 @@ class RayBackend:
     cpus_per_job: the CPUs each job asks for (its threads); the slots follow the cluster's CPUs.
     max_jobs: at most this many jobs at once (a cluster shared with others); None: as the CPUs allow.
     shared_dir: a folder every node sees at the same path (``TRAINBOARD_SHARED_DIR``), or None.
-    runtime_env: Ray's ``runtime_env`` for the job actors (``{"working_dir": …}`` ships this code
-        to the nodes); None when the nodes have Trainboard installed.
+    runtime_env: Ray's ``runtime_env`` for this server's Ray job (``{"working_dir": …}`` ships this
+        code to the nodes); None when the nodes have Trainboard installed.
     init_kwargs: more ``ray.init`` arguments (tests: ``log_to_driver=False``).
     preload: the spare actor imports the training libraries before its job comes (off in tests).
     """
@@ -711,7 +710,7 @@ class RayBackend:
         if self._process is None:
             return
         self._send(("close",))
-        self._process.join(30)
+        self._process.join(30 if self.connected else 2)  # still connecting: nothing of it to end cleanly
         if self._process.is_alive():
             self._process.kill()
             self._process.join(5)
