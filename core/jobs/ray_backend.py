@@ -613,7 +613,7 @@ class _Driver:
             place(staged, outcome.names, dest)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
-        return dest / Path(spec.out).name if predicting else dest / outcome.names[0]
+        return dest / Path(outcome.ended.run_dir).name if predicting else dest / outcome.names[0]
 
     def _end(self, job_id: str, *, kill: bool) -> None:
         running = self.running.pop(job_id, None)

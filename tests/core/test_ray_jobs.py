@@ -182,3 +182,15 @@ def test_the_address_chooses_ray_and_nothing_else_imports_it(ray_cluster):
             "m = make_job_manager({'TRAINBOARD_INLINE_JOBS': '1'}); m.shutdown(); print('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_the_cli_trains_a_bundled_table_on_the_cluster(ray_cluster, tmp_path):
+    env = dict(os.environ, TRAINBOARD_RAY_ADDRESS=ray_cluster.address)
+    done = subprocess.run([sys.executable, "-m", "core", "train", str(ROOT / "sample_data" / "iris.csv"),
+                           "--target", "species", "--model", "linear", "--runs-dir", str(tmp_path / "runs")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["model"] == "linear" and result["metrics"]
+    assert "cluster: Ray cluster" in done.stderr and "Training on the Ray node" in done.stderr
+    assert json.loads((Path(result["run_dir"]) / "manifest.json").read_text())["node"]["backend"] == "ray"
