@@ -141,6 +141,29 @@ def place(staged: Path, names: list[str], dest: Path) -> None:
         os.replace(staged / name, target)
 
 
+def _free_name(staged: Path, name: str, dest: Path) -> str:
+    """Two nodes can name a run alike (ids are unique per second *within* one runs folder): a run
+    whose name is taken on the server gets the next numeric suffix, as ``core.runs.new_run_id`` gives,
+    in its folder's name and its manifest's ``run_id``."""
+    if not (dest / name).exists():
+        return name
+    path, n = Path(name), 2
+
+    def numbered(n: int) -> str:
+        return f"{name}-{n}" if (staged / name).is_dir() else path.with_stem(f"{path.stem}-{n}").as_posix()
+
+    while (dest / numbered(n)).exists():
+        n += 1
+    free = numbered(n)
+    os.rename(staged / name, staged / free)
+    manifest = staged / free / "manifest.json"
+    if (staged / free).is_dir() and manifest.is_file():
+        data = json.loads(manifest.read_text())
+        data["run_id"] = Path(free).name
+        manifest.write_text(json.dumps(data, indent=2))
+    return free
+
+
 def _add_node_to_manifest(run_dir: Path, node: dict[str, Any]) -> None:
     """Record where the run trained (rewritten atomically, as ``core.runs`` rewrites a manifest)."""
     manifest = run_dir / "manifest.json"
@@ -575,6 +598,11 @@ class _Driver:
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
                 self.outbox.put(Ended(job_id, error=LOST))
                 self._end(job_id, kill=True)
+            except ray.exceptions.RayTaskError as err:  # the node could not set the job up
+                traceback.print_exc()
+                self.outbox.put(Ended(job_id, error=f"The job could not be set up on its cluster node "
+                                                    f"({str(err).strip().splitlines()[-1]}). The server log has details."))
+                self._end(job_id, kill=True)
 
     def _finish(self, job_id: str, outcome: _Outcome) -> None:
         spec = self.running[job_id].spec
@@ -610,10 +638,12 @@ class _Driver:
                     source = Path(outcome.staged) / name
                     (staged / name).parent.mkdir(parents=True, exist_ok=True)
                     (shutil.copytree if source.is_dir() else shutil.copy2)(source, staged / name)
-            place(staged, outcome.names, dest)
+            # Predictions overwrite their --out file, as they do here; runs and comparisons never do.
+            names = outcome.names if predicting else [_free_name(staged, name, dest) for name in outcome.names]
+            place(staged, names, dest)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
-        return dest / Path(outcome.ended.run_dir).name if predicting else dest / outcome.names[0]
+        return dest / Path(outcome.ended.run_dir).name if predicting else dest / names[0]
 
     def _end(self, job_id: str, *, kill: bool) -> None:
         running = self.running.pop(job_id, None)

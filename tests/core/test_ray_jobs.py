@@ -194,3 +194,49 @@ def test_the_cli_trains_a_bundled_table_on_the_cluster(ray_cluster, tmp_path):
     assert result["model"] == "linear" and result["metrics"]
     assert "cluster: Ray cluster" in done.stderr and "Training on the Ray node" in done.stderr
     assert json.loads((Path(result["run_dir"]) / "manifest.json").read_text())["node"]["backend"] == "ray"
+
+
+def test_a_shared_folder_carries_the_data_instead_of_the_object_store(ray_cluster, churn_csv, tmp_path):
+    """``TRAINBOARD_SHARED_DIR``: a runs folder inside it is written by the node itself; one outside it
+    gets the run copied back whole; the upload is copied in once and removed after the job."""
+    from core.jobs.ray_backend import RayBackend
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    manager = JobManager(RayBackend(ray_cluster.address, shared_dir=str(shared), max_jobs=1, preload=False,
+                                    init_kwargs={"log_to_driver": False}))
+    try:
+        for runs in (shared / "runs", tmp_path / "server-runs"):
+            spec = JobSpec(source=str(churn_csv), target="churned", runs_dir=str(runs),
+                           overrides=Overrides(model="linear"))
+            job = manager.wait(manager.submit(spec), timeout=180)
+            assert job.state == "done", job.error
+            assert Path(job.run_dir).parent == runs and job.events[-1].run == job.run_dir
+            assert json.loads((Path(job.run_dir) / "manifest.json").read_text())["node"]["backend"] == "ray"
+            assert read_run(job.run_dir).model.key == "linear"
+        assert sorted(p.name for p in shared.iterdir()) == [".trainboard-jobs", "runs"]
+        assert wait_for(lambda: not any((shared / ".trainboard-jobs").iterdir()), timeout=10)
+    finally:
+        manager.shutdown()
+
+
+def test_a_run_named_like_one_already_on_the_server_gets_the_next_number(tmp_path):
+    """Two nodes finishing in the same second name their runs alike; neither may overwrite the other."""
+    from core.jobs.ray_backend import _free_name, place
+
+    dest, staged = tmp_path / "runs", tmp_path / "staged"
+    for folder in (dest / "20261202-101500-iris-linear", staged / "20261202-101500-iris-linear"):
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"run_id": "20261202-101500-iris-linear", "at": str(folder)}))
+    (dest / "comparisons").mkdir()
+    (dest / "comparisons" / "a.json").write_text("old")
+    (staged / "comparisons").mkdir()
+    (staged / "comparisons" / "a.json").write_text("new")
+    names = [_free_name(staged, n, dest) for n in ("20261202-101500-iris-linear", "comparisons/a.json")]
+    place(staged, names, dest)
+    assert names == ["20261202-101500-iris-linear-2", "comparisons/a-2.json"]
+    moved = json.loads((dest / names[0] / "manifest.json").read_text())
+    assert moved["run_id"] == names[0] and "staged" in moved["at"]
+    assert json.loads((dest / "20261202-101500-iris-linear" / "manifest.json").read_text())["at"].endswith(
+        "runs/20261202-101500-iris-linear")
+    assert (dest / "comparisons" / "a.json").read_text() == "old" and (dest / names[1]).read_text() == "new"
