@@ -9,6 +9,7 @@ until interrupted; set ``TRAINBOARD_RAY_ADDRESS`` to that address for ``make run
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from typing import Any
 
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=1, help="CPUs per node (default 1)")
     parser.add_argument("--no-gpu", action="store_true", help="no logical GPU on the last worker node")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as cleanly as Ctrl-C
     cluster = start_cluster(args.workers, cpus=args.cpus, gpu_node=not args.no_gpu)
     print(f"Ray cluster up: TRAINBOARD_RAY_ADDRESS={cluster.address}  (Ctrl-C stops it)", flush=True)
     try:
