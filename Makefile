@@ -1,12 +1,13 @@
 # Trainboard: `make run` starts the app, `make test` runs the whole suite, `make bench` the benchmarks.
 # Each creates .venv on first use and reinstalls only when a requirements file changes.
+# `make cluster` starts a local Ray cluster (a head and two worker nodes) for TRAINBOARD_RAY_ADDRESS.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench cluster clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,10 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+$(VENV)/.installed-ray: requirements-ray.txt $(VENV)/.installed-app
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+	touch $@
+
 run: $(VENV)/.installed-app
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
@@ -31,6 +36,10 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench
+
+# Prints the address to export; `TRAINBOARD_RAY_ADDRESS=<it> make run` then trains on it. Ctrl-C stops it.
+cluster: $(VENV)/.installed-ray
+	$(PY) -m core.jobs.ray_local --workers 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

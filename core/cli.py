@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -129,8 +131,41 @@ def _model_choice(value: str) -> str:
     return value
 
 
+def _run(spec) -> Path:
+    """Run one job here, or on the Ray cluster when ``TRAINBOARD_RAY_ADDRESS`` is set (its events
+    printed as they stream back; the run lands in the same runs folder)."""
+    from core.pipeline import run_job
+
+    if not os.environ.get("TRAINBOARD_RAY_ADDRESS"):
+        return run_job(spec, PrintSink())
+    from core.jobs import make_job_manager
+
+    jobs = make_job_manager(os.environ)
+    sink, shown, said = PrintSink(), 0, ""
+    job = jobs.get(jobs.submit(spec, owner="cli"))
+    try:
+        while not job.done or shown < len(job.events):
+            if jobs.backend.status != said:  # connecting, the cluster's size, a lost connection
+                said = jobs.backend.status
+                print(f"cluster: {said}", file=sys.stderr, flush=True)
+            for event in job.events[shown:]:
+                sink(event)
+                shown += 1
+            jobs.touch("cli")
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        jobs.cancel(job.job_id)
+        jobs.wait(job.job_id, timeout=jobs.grace_s + 30)
+        raise
+    finally:
+        jobs.shutdown()
+    if job.error:
+        raise TrainboardError(job.error)
+    return Path(job.run_dir)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.pipeline import JobSpec, run_job
+    from core.pipeline import JobSpec
     from core.run_record import read_run
 
     if not Path(args.path).exists():
@@ -141,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           time_budget=args.time_budget, valid_fraction=args.valid_fraction)
     spec = JobSpec(source=args.path, name=Path(args.path).name, target=args.target, overrides=overrides,
                    runs_dir=args.runs_dir)
-    run_dir = run_job(spec, PrintSink())
+    run_dir = _run(spec)
     run = read_run(run_dir, predictions=False)
     print(json.dumps({"run_dir": str(run_dir), "task": run.task, "model": run.model.key, "metrics": run.metrics}))
     return 0
@@ -150,6 +185,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.predict import predict_file
 
+    if os.environ.get("TRAINBOARD_RAY_ADDRESS"):
+        import pandas as pd
+
+        from core.pipeline import JobSpec
+
+        out_path = _run(JobSpec(source=args.path, name=Path(args.path).name, mode="predict", run_dir=args.run_dir,
+                                runs_dir=args.runs_dir, out=args.out))
+        print(json.dumps({"out": str(out_path), "rows": len(pd.read_parquet(out_path.with_suffix(".parquet")))}))
+        return 0
     out = predict_file(args.run_dir, args.path, args.runs_dir, on_event=PrintSink())
     out_path = Path(args.out)
     if out_path.suffix.lower() == ".parquet":
@@ -162,7 +206,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from core.compare import load_comparison
-    from core.pipeline import JobSpec, run_job
+    from core.pipeline import JobSpec
 
     if not Path(args.path).exists():
         raise TrainboardError(f"There is no file or folder '{args.path}'. Check the path.")
@@ -171,7 +215,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     spec = JobSpec(source=args.path, name=Path(args.path).name, target=args.target, mode="compare",
                    folds=args.folds, overrides=Overrides(seed=args.seed, time_budget=args.time_budget),
                    runs_dir=args.runs_dir)
-    result = load_comparison(run_job(spec, PrintSink())).as_dict()
+    result = load_comparison(_run(spec)).as_dict()
     print(json.dumps({"leaderboard": [{k: e[k] for k in ("model", "metric", "mean", "std", "fit_s", "scores")}
                                       for e in result["leaderboard"] if e["mean"] is not None],
                       "best": result["best"]}))

@@ -15,3 +15,16 @@ def _seeded():
     except ImportError:  # pragma: no cover - torch is a hard requirement, but keep fixtures light
         return
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster for the Ray backend's tests: a head and two worker nodes of one CPU each,
+    the last with a logical GPU, 100 MB object stores, no dashboard (``core.jobs.ray_local``)."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-ray.txt to run "
+                                      "the Ray backend's tests (.ci/run does)")
+    from core.jobs.ray_local import start_cluster
+
+    cluster = start_cluster(workers=2, cpus=1, gpu_node=True)
+    yield cluster
+    cluster.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pandas as pd
@@ -48,12 +49,15 @@ def sidebar() -> None:
 def _live_status() -> None:
     """Device and the session's job, kept current on every page (the poll also tells the server
     the user is still here)."""
-    st.markdown("**Device for neural networks:**")
-    device = _device_probe().get("device")
-    if device is None:
-        st.caption("checking…")
+    if os.environ.get("TRAINBOARD_RAY_ADDRESS"):
+        _cluster_status()
     else:
-        device_badge(device)
+        st.markdown("**Device for neural networks:**")
+        device = _device_probe().get("device")
+        if device is None:
+            st.caption("checking…")
+        else:
+            device_badge(device)
     job = state.current_job()
     if job is None:
         return
@@ -62,6 +66,18 @@ def _live_status() -> None:
     st.markdown(f"**Job:** {words.get(job.state, job.state)}")
     if job.state in ("queued", "running"):
         pages.link(pages.TRAIN, "Watch it train", icon=":material/monitoring:")
+
+
+def _cluster_status() -> None:
+    """Jobs run on a Ray cluster: whether it is there (the backend's own words), not this server's device."""
+    backend = state.job_manager().backend
+    st.markdown("**Training on:**")
+    if backend.broken:
+        st.error(backend.broken, icon=":material/cloud_off:")
+    elif backend.connected:
+        st.caption(backend.status)
+    else:
+        st.warning(backend.status, icon=":material/cloud_sync:")
 
 
 @st.cache_resource(show_spinner=False)

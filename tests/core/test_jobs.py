@@ -47,7 +47,18 @@ def inline_manager():
     m.shutdown()
 
 
-@pytest.fixture(params=["process", "inline"])
+@pytest.fixture(scope="module")
+def ray_manager(ray_cluster):
+    from core.jobs.ray_backend import RayBackend
+
+    backend = RayBackend(ray_cluster.address, max_jobs=1, preload=False, init_kwargs={"log_to_driver": False})
+    m = JobManager(backend, grace_s=GRACE_S)
+    assert wait_for(lambda: backend.warm or backend.broken, timeout=120), backend.status
+    yield m
+    m.shutdown()
+
+
+@pytest.fixture(params=["process", "inline", pytest.param("ray", marks=pytest.mark.ray)])
 def manager(request):
     """One shared manager per backend (a spawned worker costs seconds), idle again after each test."""
     m = request.getfixturevalue(f"{request.param}_manager")
@@ -56,6 +67,9 @@ def manager(request):
         m.cancel(job.job_id)
     for job in m.jobs():
         m.wait(job.job_id, timeout=GRACE_S + 30)
+    # Ray: the next test's job starts on a warm actor, as a worker process is warm (a loaded
+    # machine takes seconds to start one, which the tests' 1 s grace period would count).
+    assert wait_for(lambda: getattr(m.backend, "warm", True), timeout=60)
 
 
 @pytest.fixture

@@ -1,0 +1,12 @@
+"""Job bodies (``kind="call"``) for the Ray backend's tests: each says which Ray node it runs on."""
+
+from core.events import Message
+from tests.core.job_bodies import counting
+
+
+def counting_where(emit, stop):
+    """``counting``, after a first message naming its Ray node."""
+    import ray
+
+    emit(Message("info", f"node {ray.get_runtime_context().get_node_id()}"))
+    counting(emit, stop)
