@@ -6,6 +6,7 @@ from core import plots, readings
 from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES, PROBA_PREFIX, reference_name, verdict
 from ui import closer_view, report_view, state, views
+from ui.bundle_view import bundle_button
 from ui.chart_notes import notes
 from ui.compare_view import contest_section
 from ui.threshold_view import threshold_section
@@ -160,4 +161,5 @@ with st.expander("Model details: why this model, its settings, device, timings, 
     right.caption(f"Run folder: {run.path}")
 
 st.subheader("Take it with you")
+bundle_button(run, key="evaluate-bundle")  # the model as a zip that predicts without Trainboard
 report_view.report_download(run, "evaluate")

@@ -2,10 +2,19 @@
 
 import streamlit as st
 
+from core import plots
 from core.datasets import MAX_TABLE_MB, TABLE_UPLOAD_TYPES
 from core.errors import TrainboardError
 from core.images import IMAGE_UPLOAD_TYPES, MAX_IMAGES_MB
 from core.pipeline import JobSpec
+from core.predict import (
+    CONFIDENCE,
+    EXCEL_MAX_ROWS,
+    check_columns,
+    input_columns,
+    prediction_column,
+    read_preview,
+)
 from ui import closer_view, state, views
 from ui.data_views import folder_name, zip_folder_upload
 
@@ -68,18 +77,45 @@ if job.state != "done" or not job.run_dir:
 
 result, csv = views.load_predictions(job.run_dir)
 st.success(f"{len(result):,} predictions with {run.model.name} ({data.source}).")
-st.dataframe(result.head(1000), hide_index=True,
-             column_config={"confidence": st.column_config.NumberColumn(format="percent")})
+answers = [c for c in result.columns if c not in input_columns(run, result)]
+if run.kind == "images":
+    thumbnails = read_preview(job.run_dir)
+    if thumbnails is not None and len(thumbnails):
+        shown = result.head(len(thumbnails))
+        titles = [f"{p} · {c:.0%}" for p, c in zip(shown[prediction_column(run)], shown[CONFIDENCE], strict=True)]
+        st.plotly_chart(plots.thumbnail_grid(thumbnails, titles))
+        st.caption(f"The first {len(thumbnails)} images (file names in order, as in the table below), each with the "
+                   "class the model gives it and its confidence.")
+else:
+    unused = check_columns(run, input_columns(run, result))
+    if unused:
+        st.info(f"Kept as they are, not used by the model: {', '.join(f'`{c}`' for c in unused[:30])}"
+                + (f" and {len(unused) - 30} more" if len(unused) > 30 else "") + ".")
+# Tables: the answers shown first (a wide file would hide them); the downloads keep the file's layout.
+order = None if run.kind == "images" else answers + input_columns(run, result)
+st.dataframe(result.head(1000), hide_index=True, column_order=order,
+             column_config={CONFIDENCE: st.column_config.NumberColumn(format="percent")})
 if run.task == "regression":
-    st.caption("The first column is the model's prediction, the input columns follow. Expect errors about as "
-               "large as the mean absolute error shown on Evaluate.")
+    st.caption("Shown with the prediction first; the downloads keep your columns first, in your file's order, then "
+               "the prediction. Expect errors about as large as the mean absolute error shown on Evaluate.")
 else:
     decided = "" if threshold is None else (
         f" It answers “{run.classes[-1]}” when that class's probability is at least {threshold:.2f} (the run's "
-        "threshold, which you can move and save on the Evaluate page).")
+        "threshold, which you can move and save on the Evaluate page; the downloads have it in a column).")
     st.caption("**confidence** is the probability the model gives its answer; the probability columns show how it "
                "split its belief. A confident model can still be wrong." + decided
-               + (" Showing the first 1,000 rows; the download has all." if len(result) > 1000 else ""))
-st.download_button("Download the predictions (CSV)", csv, file_name=f"predictions-{run.run_id}.csv",
-                   mime="text/csv", type="primary", icon=":material/download:", on_click="ignore")
+               + ("" if run.kind == "images" else " The downloads keep your columns first, in your file's order, "
+                  "then the answers.")
+               + (" Showing the first 1,000 rows; the downloads have all." if len(result) > 1000 else ""))
+csv_col, excel_col = st.columns(2)
+csv_col.download_button("Download the predictions (CSV)", csv, file_name=f"predictions-{run.run_id}.csv",
+                        mime="text/csv", type="primary", icon=":material/download:", on_click="ignore", width="stretch")
+too_many = len(result) > EXCEL_MAX_ROWS
+excel_col.download_button("Download the predictions (Excel)", views.predictions_excel(job.run_dir),
+                          disabled=too_many,
+                          file_name=f"predictions-{run.run_id}.xlsx", icon=":material/table_view:", on_click="ignore",
+                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", width="stretch",
+                          help=f"More rows than an Excel sheet holds ({EXCEL_MAX_ROWS:,}): use the CSV." if too_many
+                          else "Text that a spreadsheet would run as a formula (starting with =, +, -, @) is kept "
+                               "as text, behind a ' — in the CSV too.")
 closer_view.explain_prediction(run, result)  # why one row got its prediction

@@ -5,6 +5,7 @@ import streamlit as st
 from core.errors import TrainboardError
 from core.runs import delete_run, list_runs
 from ui import pages, report_view, side_by_side_view, state, views
+from ui.bundle_view import bundle_button
 
 st.title("Runs")
 st.caption("Every model trained on this server, newest first. Each run keeps its model, scores and charts.")
@@ -53,7 +54,8 @@ if predict_col.button("Predict with it", disabled=len(picked) != 1, icon=":mater
     st.session_state[state.RUN] = picked[0]
     pages.switch(pages.PREDICT)
 delete_col.button("Delete…", disabled=not picked, icon=":material/delete:", width="stretch", on_click=_ask_delete)
-if len(picked) == 1:
+if len(picked) == 1:  # what to take away from it
+    bundle_button(by_path[picked[0]], key="runs-bundle")
     report_view.report_download(by_path[picked[0]], "runs")
 
 if error := st.session_state.pop(state.RUNS_DELETE_ERROR, None):

@@ -98,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR),
                          help="the runs folder RUN_DIR lies in (only runs inside it are loaded)")
 
+    bundle = sub.add_parser("bundle", help="write a saved run as a zip to use without Trainboard: the model, "
+                                           "its manifest, requirements.txt and a README with the lines to predict")
+    bundle.add_argument("run_dir")
+    bundle.add_argument("--out", default="run.zip")
+    bundle.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR),
+                        help="the runs folder RUN_DIR lies in (only runs inside it are loaded)")
+
     comp = sub.add_parser("compare", help="compare candidate models on the same folds")
     comp.add_argument("path")
     comp.add_argument("--target")
@@ -183,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.predict import predict_file
+    from core.predict import excel_bytes, predict_file, write_csv
 
     if os.environ.get("TRAINBOARD_RAY_ADDRESS"):
         import pandas as pd
@@ -198,9 +205,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out_path = Path(args.out)
     if out_path.suffix.lower() == ".parquet":
         out.to_parquet(out_path, index=False)
+    elif out_path.suffix.lower() == ".xlsx":
+        out_path.write_bytes(excel_bytes(out))
     else:
-        out.to_csv(out_path, index=False)
+        write_csv(out, out_path)
     print(json.dumps({"out": str(out_path), "rows": len(out)}))
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from core.export.bundle import write_bundle
+
+    out = write_bundle(args.run_dir, args.runs_dir, args.out)
+    print(json.dumps({"out": str(out), "bytes": out.stat().st_size}))
     return 0
 
 
@@ -267,7 +284,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "compare": cmd_compare, "predict": cmd_predict, "report": cmd_report, "show": cmd_show,
-            "check": cmd_check}
+            "check": cmd_check, "bundle": cmd_bundle}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

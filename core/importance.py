@@ -184,6 +184,8 @@ class _ColumnScorer:
                 part = part[column]
             if transformer != "passthrough":
                 part = transformer.transform(part)
+            if hasattr(part, "toarray"):  # a sparse part (text vectors) of an output dense as a whole
+                part = part.toarray()
             out[:, where] = np.asarray(part, dtype=float).reshape(len(out), -1)
         return out
 

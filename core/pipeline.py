@@ -152,11 +152,12 @@ def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
 
 
 def _predict(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
-    from core.predict import predict_file, write_predictions
+    from core.predict import predict_file, preview_path, write_predictions
 
     on_event(Message("info", "Reading the new data…"))
+    Path(spec.out).parent.mkdir(parents=True, exist_ok=True)
     frame = predict_file(spec.run_dir, spec.source, spec.runs_dir, name=spec.display_name, on_event=on_event,
-                         stop=stop)
+                         stop=stop, preview_to=preview_path(spec.out))
     path = write_predictions(frame, spec.out)
     on_event(RunFinished(run=str(path)))
     return path

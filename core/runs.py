@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # only for annotations: training imports the contest, which s
     from core.training import TrainResult
 
 DEFAULT_RUNS_DIR = Path(os.environ.get("TRAINBOARD_RUNS", Path(__file__).resolve().parent.parent / "runs"))
-_VERSIONED = ("scikit-learn", "torch", "pandas", "numpy", "streamlit")
+#: Recorded in the manifest: a model bundle's requirements.txt pins what the run was trained with.
+_VERSIONED = ("scikit-learn", "torch", "pandas", "numpy", "scipy", "joblib", "threadpoolctl", "pillow", "streamlit")
 
 
 def slug(text: str) -> str:

@@ -3,6 +3,7 @@ metric wording, chunked prediction and the image-run gallery (the Data page's ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,13 @@ def load_predictions(csv_path: str) -> tuple[pd.DataFrame, bytes]:
     """The predictions a job wrote: a frame for the preview and the CSV bytes for the download."""
     path = Path(csv_path)
     return pd.read_parquet(path.with_suffix(".parquet")), path.read_bytes()
+
+
+def predictions_excel(csv_path: str) -> Callable[[], bytes]:
+    """The Excel download of a job's predictions, made only when the button is clicked."""
+    from core.predict import excel_bytes
+
+    return lambda: excel_bytes(pd.read_parquet(Path(csv_path).with_suffix(".parquet")))
 
 
 # ---------------------------------------------------------------- images

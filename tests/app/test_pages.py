@@ -260,6 +260,8 @@ def test_evaluate_classification_run(runs, runs_dir):
     assert title == "Confusion matrix (share of each true class)"
     np.testing.assert_allclose(shares, counts / counts.sum(axis=1, keepdims=True))
     assert not at.slider  # three classes: no threshold to move
+    bundle = [b for b in at.get("download_button") if b.proto.label == "Download the model (zip)"]
+    assert len(bundle) == 1 and not bundle[0].proto.disabled
 
 
 def test_evaluate_shows_how_an_automatic_run_chose(tmp_path, monkeypatch):
@@ -367,9 +369,24 @@ def test_predict_on_a_table_without_the_target(runs, runs_dir):
     assert not at.exception
     assert "25 predictions" in texts(at.success)
     shown = at.dataframe[0].value
-    assert list(shown.columns[:2]) == ["predicted species", "confidence"]
+    answers = ["predicted species", "confidence", "probability of setosa", "probability of versicolor",
+               "probability of virginica"]
+    assert list(shown.columns) == list(frame.columns) + answers  # the file's layout: its columns first
     assert len(shown) == 25 and set(shown["predicted species"]) <= {"setosa", "versicolor", "virginica"}
-    assert at.get("download_button")
+    assert [b.proto.label for b in at.get("download_button")] == ["Download the predictions (CSV)",
+                                                                  "Download the predictions (Excel)"]
+    assert not at.info  # no extra column to list
+
+
+def test_predict_lists_the_columns_it_keeps_but_does_not_use(runs, runs_dir):
+    frame = pd.read_csv(SAMPLE_DIR / "iris.csv").head(10).assign(comment="=HYPERLINK(1)")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(runs["iris"])
+    at.run().switch_page("app_pages/predict.py").run()
+    at.file_uploader(key="predict_table").set_value(("new.csv", csv_bytes(frame), "text/csv")).run()
+    assert not at.exception
+    assert "Kept as they are, not used by the model: `species`, `comment`." in texts(at.info)
+    assert at.dataframe[0].value["comment"].tolist() == ["=HYPERLINK(1)"] * 10  # shown as it is, escaped in files
 
 
 def test_predict_names_the_missing_columns(runs, runs_dir):
@@ -395,6 +412,25 @@ def test_predict_sorts_uploaded_images(runs, runs_dir, tmp_path):
     assert len(shown) == 6 and set(shown["predicted class"]) <= {"circle", "square", "triangle"}
 
 
+def test_predict_on_a_zip_without_class_folders_shows_thumbnails(runs, runs_dir, tmp_path):
+    flat = io.BytesIO()
+    with zipfile.ZipFile(flat, "w") as archive:
+        for i, png in enumerate(sorted((SAMPLE_DIR / "shapes").rglob("*.png"))[::97][:5]):
+            archive.write(png, f"photo-{i}.png")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["run_dir"] = str(runs["shapes"])
+    at.run().switch_page("app_pages/predict.py").run()
+    at.file_uploader(key="predict_zip").set_value(("unsorted.zip", flat.getvalue(), "application/zip")).run()
+    assert not at.exception
+    assert "5 predictions" in texts(at.success)
+    shown = at.dataframe[0].value
+    assert shown["file"].tolist() == [f"photo-{i}.png" for i in range(5)]
+    grid = json.loads(at.get("plotly_chart")[0].proto.spec)
+    titles = [a["text"] for a in grid["layout"]["annotations"] if a["text"]]
+    assert titles == [f"{p} · {c:.0%}" for p, c in zip(shown["predicted class"], shown["confidence"], strict=True)]
+    assert len(at.get("download_button")) == 2
+
+
 # ---------------------------------------------------------------- Runs
 
 
@@ -406,7 +442,10 @@ def test_runs_lists_compares_and_opens(runs, runs_dir):
     assert not at.exception
     assert "trained on different data" in texts(at.warning)  # three data: nothing to compare
     assert not at.get("plotly_chart")
+    assert not [b for b in at.get("download_button") if b.proto.label == "Download the model (zip)"]
     at.multiselect(key="runs_picked").set_value([str(runs["diabetes"])]).run()
+    bundle = [b for b in at.get("download_button") if b.proto.label == "Download the model (zip)"]
+    assert len(bundle) == 1 and not bundle[0].proto.disabled  # one run picked: its bundle
     next(b for b in at.button if b.label == "Open in Evaluate").click().run()
     assert not at.exception
     assert at.title[0].value == "Evaluate"

@@ -41,3 +41,11 @@ def regression_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
     group = rng.choice(["a", "b"], n)
     y = 3 * x1 - 2 * x2 + np.where(group == "a", 1.0, -1.0) + rng.normal(0, 0.3, n)
     return pd.DataFrame({"x1": x1, "x2": x2, "group": group, "y": y})
+
+
+def with_free_text(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``frame`` with a ``note`` column long, varied and spaced enough for the schema to read as free text."""
+    rng = np.random.default_rng(seed)
+    words = np.array(["great service", "slow support", "too expensive", "happy with it", "cancel soon"])
+    return frame.assign(note=[" and ".join(rng.choice(words, 3)) + f", ticket {rng.integers(10_000)}"
+                              for _ in range(len(frame))])

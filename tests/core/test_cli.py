@@ -46,6 +46,12 @@ def test_predict_and_show(trained, tmp_path):
 
     frame = pd.read_csv(out)
     assert len(frame) == 300 and set(frame["predicted churned"]) <= {"yes", "no"}
+    excel = tmp_path / "pred.xlsx"
+    assert cli("predict", run_dir, data, "--out", excel, "--runs-dir", folder / "runs").returncode == 0
+    book = pd.read_excel(excel)  # the same table, as a workbook
+    assert list(book.columns) == list(frame.columns) and len(book) == len(frame)
+    assert book["predicted churned"].tolist() == frame["predicted churned"].tolist()
+    assert book["probability of yes"].tolist() == pytest.approx(frame["probability of yes"].tolist())
     shown = cli("show", run_dir)
     assert shown.returncode == 0 and json.loads(shown.stdout)["task"] == "binary"
 

@@ -24,7 +24,7 @@ from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
 from core.run_record import load_manifest, read_run, report_from_run
 from core.runs import list_runs, load_model, resolve_run, save_threshold
-from tests.core.helpers import churn_like, regression_table
+from tests.core.helpers import churn_like, regression_table, with_free_text
 
 MANIFEST_KEYS = {"schema_version", "run_id", "created", "data", "task", "model", "device", "split", "metrics",
                  "baseline", "history", "confusion_matrix", "feature_importance", "timings", "stopped_early",
@@ -357,3 +357,13 @@ def test_the_no_skill_guess_is_named_for_the_task():
     assert "guessing the average" in verdict("r2", {"r2": 0.5}, {}, {"r2": 0.0}).text
     assert "most common class" in verdict("macro_f1", {"macro_f1": 0.5}, {}, {"macro_f1": 0.2}).text
     assert reference_name("roc_auc", {"roc_auc": 0.7}) == "the linear baseline"
+
+
+def test_importance_of_a_text_column_whose_vectors_are_sparse_in_a_dense_output(tmp_path):
+    """The linear model's inputs are dense as a whole while the text part is a sparse matrix: a
+    shuffled text column's vectors must still land in the dense copy (it once raised)."""
+    path = tmp_path / "notes.csv"
+    with_free_text(churn_like(n=200), 0).to_csv(path, index=False)
+    run_dir = run_job(JobSpec(source=str(path), target="churned", runs_dir=str(tmp_path / "runs"),
+                              overrides=Overrides(model="linear")))
+    assert "note" in {i["feature"] for i in load_manifest(run_dir)["feature_importance"]}

@@ -6,7 +6,9 @@ Drives headless Chromium (``/usr/bin/chromium``) with Playwright against ``strea
 
 from __future__ import annotations
 
+import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,13 @@ def test_upload_csv_train_live_and_evaluate(page):
     labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
     assert [label.strip() for label in labels] == ["ROC AUC", "Average precision", "Balanced accuracy", "Accuracy",
                                                   "Precision", "Recall", "Called “yes”"]
+    # the model to take away: a zip with the manifest (its threshold), the model and the README to use it
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download the model (zip)").click()
+    with zipfile.ZipFile(download.value.path()) as bundle:
+        assert bundle.namelist()[:3] == ["README.md", "manifest.json", "requirements.txt"]
+        assert json.loads(bundle.read("manifest.json"))["threshold"]["value"] is not None
+        assert "```python" in bundle.read("README.md").decode()
 
 
 def test_changing_a_column_role_in_the_grid(page):
