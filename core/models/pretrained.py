@@ -200,12 +200,13 @@ def _fit_regression(features: np.ndarray, y: np.ndarray, n_classes: int, ctx: Fi
 
 def _fold_into(head: nn.Linear, pipeline: Any, n_classes: int) -> None:
     """Write scaler + regression into one linear layer: softmax(head(x)) equals ``predict_proba``
-    (two classes: logits [0, z], whose softmax is the regression's sigmoid)."""
+    (two classes: logits [-z/2, z/2], whose softmax is the regression's sigmoid of z; symmetric, so
+    Grad-CAM finds evidence for either class)."""
     scaler, regression = pipeline[0], pipeline[-1]
     coef = regression.coef_ / scaler.scale_
     intercept = regression.intercept_ - coef @ scaler.mean_
     if coef.shape[0] == 1:
-        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
     weight = np.zeros((n_classes, coef.shape[1]))
     bias = np.full(n_classes, -1e4)  # a class absent from the training pictures is never predicted
     weight[regression.classes_], bias[regression.classes_] = coef, intercept
