@@ -284,3 +284,22 @@ def test_a_whole_job_on_photos_trains_the_pretrained_model_and_explains_it(tmp_p
     run = read_run(run_dir, predictions=False)
     assert run.model.key == "embed+linear"
     assert (run_dir / "gallery.npz").exists()
+
+
+def test_image_comparison_scores_the_cnn_and_the_pretrained_features_on_the_same_folds():
+    from core.compare import compare_images
+    from core.events import FoldEnded
+    from core.types import Candidate
+
+    X, y = textures(10)
+    events = []
+    candidates = [Candidate(name="cnn", model="cnn", label="CNN", params={"epochs": 2}),
+                  Candidate(name="embed+linear", model="embed+linear", label="Pretrained features",
+                            params={"input_size": SMALL_INPUT})]
+    result = compare_images(image_data(X, y, stored=32), candidates, n_folds=2, time_budget=600,
+                            on_event=events.append)
+    folds = [e for e in events if isinstance(e, FoldEnded)]
+    assert [(e.model, e.fold) for e in folds] == [("cnn", 1), ("cnn", 2), ("embed+linear", 1), ("embed+linear", 2)]
+    assert result.best in ("cnn", "embed+linear") and "2-fold stratified" in result.folds
+    features = next(e for e in result.entries if e.model == "embed+linear")
+    assert features.mean is not None and features.mean >= 0.75
