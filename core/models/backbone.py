@@ -190,12 +190,14 @@ def image_keys(images: np.ndarray) -> list[str]:
 
 
 def embed(images: np.ndarray, input_size: int, device: torch.device | str = "cpu", *, part: str = "pooled",
-          emit: Callback = ignore, stop: StopFlag | None = None, what: str = "pictures") -> np.ndarray | Stopped:
+          emit: Callback = ignore, stop: StopFlag | None = None, what: str = "pictures",
+          share: float = 1.0) -> np.ndarray | Stopped:
     """Features of uint8 images N×C×S×S through the frozen backbone: ``part="pooled"`` the pooled
     1,280 features, ``"prefix"`` the map where fine-tuning's trainable tail begins (float32).
 
-    Batched, with a ``Message`` first and ``StepEnded`` progress; remembered per image, so only new
-    pictures run through the network. Returns ``Stopped`` when the stop flag was set mid-way.
+    Batched, with a ``Message`` first and ``StepEnded`` progress (filling ``share`` of the run's
+    progress bar, when training follows); remembered per image, so only new pictures run through
+    the network. Returns ``Stopped`` when the stop flag was set mid-way.
     """
     keys = image_keys(images)
     memory_key = [(key, int(input_size), part) for key in keys]
@@ -210,6 +212,7 @@ def embed(images: np.ndarray, input_size: int, device: torch.device | str = "cpu
     net = backbone(input_size, device)
     run: Callable[[torch.Tensor], torch.Tensor] = net if part == "pooled" else net.prefix
     total = -(-len(missing) // EMBED_BATCH)
+    shown_total = max(total, round(total / share))
     for step, start in enumerate(range(0, len(missing), EMBED_BATCH), start=1):
         if stop is not None and stop.is_set():
             return Stopped(done=np.isin(np.arange(len(images)), list(found)))
@@ -223,7 +226,7 @@ def embed(images: np.ndarray, input_size: int, device: torch.device | str = "cpu
             while len(_MEMORY) > CACHE_ENTRIES:
                 _MEMORY.popitem(last=False)
         _stats["computed"] += len(rows)
-        emit(StepEnded(step=step, epoch=0, train_loss=float("nan"), total_steps=total))
+        emit(StepEnded(step=step, epoch=0, train_loss=float("nan"), total_steps=shown_total))
     if not len(images):
         shape = (FEATURES,) if part == "pooled" else ()
         return np.empty((0, *shape), dtype=np.float32)

@@ -53,6 +53,7 @@ LABEL_SMOOTHING = 0.1
 DROPOUT = 0.2
 PATIENCE = 5
 PREDICT_BATCH = 64
+READING_SHARE = 0.25  # of a fine-tune's progress bar: reading the pictures once, before the epochs
 
 
 class PretrainedNet(nn.Module):
@@ -239,8 +240,9 @@ class FinetuneTrainer:
         with seeded(ctx.seed, device) as generator:
             net = PretrainedNet(backbone(size, device, trainable=True), len(ctx.classes)).to(device)
             model = PretrainedClassifier(net, _spec("finetune", ctx, size))
+            # Reading the pictures fills the first quarter of the progress bar; the epochs the rest.
             prefix = embed(ctx.X_train, size, device, part="prefix", emit=ctx.emit, stop=ctx.stop,
-                           what="training pictures")
+                           what="training pictures", share=READING_SHARE)
             valid = (embed(ctx.X_valid, size, device, part="prefix", emit=ctx.emit, stop=ctx.stop,
                            what="validation pictures") if not isinstance(prefix, Stopped) else prefix)
             if isinstance(prefix, Stopped) or isinstance(valid, Stopped):
