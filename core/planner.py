@@ -288,8 +288,8 @@ def _describe_images(data: ImageData, summary: DataSummary, overrides: Overrides
         reasons.append(f"A network pretrained on photos would suit them, but it cannot be used here ({problem}): "
                        "the CNN trained from scratch is used instead.")
     elif look.photo_like:
-        reasons.append("For photos a network pretrained on millions of photos beats one trained from scratch on a "
-                       "few hundred, so the pretrained network is used.")
+        reasons.append("For photos a network pretrained on a million photos beats one trained from scratch on the "
+                       "few pictures at hand, so the pretrained network is used.")
     else:
         reasons.append("For such pictures a small network trained on them from scratch does best: features of a "
                        "network pretrained on photos do worse on tiny glyphs than the pixels themselves.")

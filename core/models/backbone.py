@@ -42,7 +42,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Blocks left trainable by fine-tuning: the last stage's block and the one before it (of 16).
 TAIL_BLOCKS = 2
 EMBED_BATCH = 32
-CACHE_ENTRIES = 50_000  # remembered feature vectors per process (a 1,280-float vector is 5 KB)
+CACHE_BYTES = 256 * 2**20  # remembered features per process: ~50,000 pooled vectors of 5 KB
 
 
 class BackboneUnavailable(RunError):
@@ -180,6 +180,7 @@ class Stopped:
 _MEMORY: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
 _MEMORY_LOCK = threading.Lock()
 _stats = {"computed": 0, "remembered": 0}
+_held = [0]  # bytes in _MEMORY
 
 
 def image_keys(images: np.ndarray) -> list[str]:
@@ -222,9 +223,11 @@ def embed(images: np.ndarray, input_size: int, device: torch.device | str = "cpu
         with _MEMORY_LOCK:
             for row, vector in zip(rows, out, strict=True):
                 found[row] = vector
+                if memory_key[row] not in _MEMORY:
+                    _held[0] += vector.nbytes
                 _MEMORY[memory_key[row]] = vector
-            while len(_MEMORY) > CACHE_ENTRIES:
-                _MEMORY.popitem(last=False)
+            while _held[0] > CACHE_BYTES and _MEMORY:
+                _held[0] -= _MEMORY.popitem(last=False)[1].nbytes
         _stats["computed"] += len(rows)
         emit(StepEnded(step=step, epoch=0, train_loss=float("nan"), total_steps=shown_total))
     if not len(images):
@@ -242,6 +245,7 @@ def forget() -> None:
     """Empty the remembered features (tests; a worker that must free memory)."""
     with _MEMORY_LOCK:
         _MEMORY.clear()
+        _held[0] = 0
     _stats.update(computed=0, remembered=0)
 
 

@@ -284,6 +284,18 @@ def test_a_whole_job_on_photos_trains_the_pretrained_model_and_explains_it(tmp_p
     run = read_run(run_dir, predictions=False)
     assert run.model.key == "embed+linear"
     assert (run_dir / "gallery.npz").exists()
+    from core.predict import predict_images
+
+    predicted = predict_images(run_dir, source, "stripes.zip", tmp_path / "runs")
+    truth = [name.split("/")[0] for name in predicted["file"]]
+    assert (predicted["predicted class"] == truth).mean() >= 0.75
+
+
+def test_remembered_features_stay_within_their_memory_cap(monkeypatch):
+    X, _ = textures(3)
+    monkeypatch.setattr(bb, "CACHE_BYTES", 4 * bb.FEATURES * 4)  # room for four vectors
+    bb.embed(X, SMALL_INPUT)
+    assert len(bb._MEMORY) == 4 and bb._held[0] == 4 * bb.FEATURES * 4
 
 
 def test_image_comparison_scores_the_cnn_and_the_pretrained_features_on_the_same_folds():
