@@ -261,14 +261,16 @@ _SHADES = 32  # a picture's greys in 32 bands of 8 levels: "its most common shad
 def image_look(data: ImageData) -> ImageLook:
     """Cheap evidence of whether the pictures are photos or glyphs: how large they are stored, and how
     much of each is one flat shade (a background), on an even sample of up to ``LOOK_SAMPLE`` pictures."""
+    sides = [min(size) for size in data.sizes] if data.sizes else [data.image_size]
     n = len(data.images)
-    sample = data.images[np.linspace(0, n - 1, min(n, LOOK_SAMPLE)).astype(int)] if n else data.images
+    if n == 0:
+        return ImageLook(stored_side=float(np.median(sides)), colour=data.channels == 3, flat_share=1.0)
+    sample = data.images[np.linspace(0, n - 1, min(n, LOOK_SAMPLE)).astype(int)]
     grey = sample.mean(axis=1) if sample.shape[1] == 3 else sample[:, 0]
     bands = (grey.reshape(len(sample), -1) // (256 // _SHADES)).astype(np.int64)
-    rows = np.arange(len(sample))[:, None] * _SHADES
+    rows = np.arange(len(sample))[:, None] * _SHADES  # one run of bins per picture, for one bincount
     counts = np.bincount((bands + rows).ravel(), minlength=len(sample) * _SHADES).reshape(len(sample), _SHADES)
-    flat = float(np.median(counts.max(axis=1) / max(bands.shape[1], 1))) if len(sample) else 1.0
-    sides = [min(size) for size in data.sizes] if data.sizes else [data.image_size]
+    flat = float(np.median(counts.max(axis=1) / bands.shape[1]))
     return ImageLook(stored_side=float(np.median(sides)), colour=data.channels == 3, flat_share=flat)
 
 

@@ -154,9 +154,9 @@ def backbone(input_size: int, device: torch.device | str = "cpu", trainable: boo
     """The pretrained backbone at ``input_size`` on ``device``, eval mode. Shared (loaded once) unless
     ``trainable``: fine-tuning changes its tail, so it gets its own copy."""
     net = _pretrained_cpu(int(input_size))
-    if trainable:
-        net = copy.deepcopy(net)
-    return _placed(net, int(input_size), str(device)) if not trainable else Backbone(net, input_size).to(device).eval()
+    if not trainable:
+        return _placed(net, int(input_size), str(device))
+    return Backbone(copy.deepcopy(net), input_size).to(device).eval()
 
 
 @cache

@@ -141,7 +141,8 @@ class EmbedLinearTrainer:
         _check_images(ctx.X_train)
         size, device = _input_size(ctx), torch.device(ctx.device.type)
         spec = _spec("embed+linear", ctx, size)
-        net = PretrainedNet(backbone(size, device), len(ctx.classes)).to(device).eval()
+        with seeded(ctx.seed, device):  # the head's initial weights (overwritten by the regression's)
+            net = PretrainedNet(backbone(size, device), len(ctx.classes)).to(device).eval()
         model = PretrainedClassifier(net, spec)
         name = f"{BACKBONE_LABEL} features + logistic regression ({size} px)"
         features = embed(ctx.X_train, size, device, emit=ctx.emit, stop=ctx.stop, what="training pictures")
