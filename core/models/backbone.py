@@ -41,7 +41,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Blocks left trainable by fine-tuning: the last stage's block and the one before it (of 16).
 TAIL_BLOCKS = 2
-EMBED_BATCH = 32
+EMBED_BATCH = 16  # pictures per pass: the stop flag is read between passes
 CACHE_BYTES = 256 * 2**20  # remembered features per process: ~50,000 pooled vectors of 5 KB
 
 
