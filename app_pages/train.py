@@ -75,7 +75,7 @@ if st.button("Start training", type="primary", disabled=busy, icon=":material/pl
     st.session_state[state.JOB] = state.job_manager().submit(spec, owner=state.session().owner)
     st.rerun()
 
-if kind == "tabular":
+if kind in ("tabular", "images"):
     with st.expander("Compare models first", icon=":material/leaderboard:"):
         compare_section(prepared, dict(source=data.path, name=data.name, target=st.session_state.get(state.TARGET),
                                        roles=dict(st.session_state.get(state.ROLES) or {}),

@@ -17,7 +17,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import app_latency, classroom, end_to_end, live, loading, peer, quality, tables, torch_loops
+from bench import (
+    app_latency,
+    classroom,
+    end_to_end,
+    live,
+    loading,
+    peer,
+    pretrained,
+    quality,
+    tables,
+    torch_loops,
+)
 from bench import checks as data_checks
 from bench.common import NOISY_SPREAD, ROOT, WORK, Config, Section, log
 
@@ -32,6 +43,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Any]], Section]] = {
     "8": peer.run,
     "9": data_checks.run,
     "10": classroom.run,
+    "11": pretrained.run,
 }
 THREAD_VARS = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "TORCH_")
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "torch", "plotly", "streamlit", "pillow", "playwright")

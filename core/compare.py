@@ -26,7 +26,7 @@ from core.models import comparison_candidates, device_for, get_family
 from core.models.base import DataSummary, FitContext, Fitted
 from core.planner import is_imbalanced, summarise_data
 from core.splits import split_rows
-from core.types import Candidate, DeviceInfo, Prepared
+from core.types import Candidate, DeviceInfo, ImageData, Prepared
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
@@ -180,11 +180,32 @@ def compare(data: Prepared, candidates: Sequence[str | Candidate] | None = None,
     return Comparison(metric=MAIN_METRIC[data.task], folds=fold_words, entries=entries, best=best, reasons=reasons)
 
 
-def _score_all(entries: list[Entry], data: Prepared, summary: DataSummary, folds: Folds, time_budget: float, seed: int,
-               on_event: Callback, stop: StopFlag, keep: bool, reserve: Callable[[float], float],
-               stop_on_held_out: bool, race: bool = False) -> None:
+def compare_images(data: ImageData, candidates: Sequence[str | Candidate] | None = None, n_folds: int | None = None,
+                   time_budget: float = DEFAULT_BUDGET_S, seed: int = 0, on_event: Callback = ignore,
+                   stop: StopFlag | None = None, device: DeviceInfo | None = None) -> Comparison:
+    """``compare`` for an image set: the image families (default: the registry's image candidates —
+    the CNN, pretrained features, fine-tuning) on identical stratified folds, within the budget."""
+    stop = stop or NeverStop()
+    summary = summarise_data(data, device=device)
+    metric = MAIN_METRIC[summary.task]
+    entries = [Entry(model=c.name, metric=metric, candidate=c)
+               for c in (as_candidate(c, summary) for c in candidates or comparison_candidates("images"))]
+    folds, fold_words = choose_folds(data.labels, summary.task, n_folds, seed)
+    on_event(Message("info", f"Comparing {len(entries)} candidates with {fold_words}, within {time_budget:.0f} s."))
+    _score_all(entries, data, summary, folds, time_budget, seed, on_event, stop, False, lambda s: 0.0, False,
+               score_fold=_score_image_fold)
+    best, reasons = pick(entries, metric, len(folds))
+    return Comparison(metric=metric, folds=fold_words, entries=entries, best=best, reasons=reasons)
+
+
+def _score_all(entries: list[Entry], data: Prepared | ImageData, summary: DataSummary, folds: Folds,
+               time_budget: float, seed: int, on_event: Callback, stop: StopFlag, keep: bool,
+               reserve: Callable[[float], float], stop_on_held_out: bool, race: bool = False,
+               score_fold: Callable[..., tuple] | None = None) -> None:
     """Every candidate on every fold, cheapest first, skipping what the budget cannot hold (and,
-    when ``race``, dropping one as soon as it is clearly behind: ``clearly_behind``)."""
+    when ``race``, dropping one as soon as it is clearly behind: ``clearly_behind``). ``score_fold``
+    scores one candidate on one fold (default: a table's, ``_score_fold``)."""
+    score_fold = score_fold or _score_fold
     started = time.perf_counter()
     previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
     first = next((e for e in entries if get_family(e.family).role != "no_skill"), None)
@@ -204,17 +225,17 @@ def _score_all(entries: list[Entry], data: Prepared, summary: DataSummary, folds
                 break
             t0 = time.perf_counter()
             left = None if role == "no_skill" else max(time_budget - elapsed - reserve(per_fold), 1.0)
-            scores, prediction, fitted = _score_fold(entry.candidate, data, summary, train, valid, seed, stop, left,
-                                                     stop_on_held_out)
+            scores, prediction, fitted = score_fold(entry.candidate, data, summary, train, valid, seed, stop, left,
+                                                    stop_on_held_out)
             seconds = time.perf_counter() - t0
             if fitted.cancelled:  # stopped mid-fold: its score is of a half-grown model
                 entry.skipped = "stopped by you"
                 break
             entry.fit_s.append(seconds)
-            for name in FOLD_METRICS[data.task]:
+            for name in FOLD_METRICS[summary.task]:
                 entry.scores.setdefault(name, []).append(scores.get(name))
             if keep:
-                entry.oof = _store(entry.oof, prediction, valid, len(data.y))
+                entry.oof = _store(entry.oof, prediction, valid, summary.n_rows)
                 entry.fitted = fitted
             on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), metric=entry.metric, scores=scores,
                                fit_seconds=seconds, label=entry.label))
@@ -335,6 +356,25 @@ def _score_fold(candidate: Candidate, data: Prepared, summary: DataSummary, trai
     else:
         prediction = class_probabilities(fitted.model, take_rows(X, valid), classes)
     return _fold_scores(task, classes, y.iloc[valid], prediction), prediction, fitted
+
+
+def _score_image_fold(candidate: Candidate, data: ImageData, summary: DataSummary, train: np.ndarray,
+                      valid: np.ndarray, seed: int, stop: StopFlag, time_left: float | None = None,
+                      stop_on_held_out: bool = False) -> tuple[dict[str, float | None], np.ndarray, Fitted]:
+    """One image candidate on one fold; as ``_score_fold``, early stopping watches a slice of the
+    fold's training part only."""
+    X, y, task, classes = data.images, data.labels, summary.task, data.class_names
+    inner_train, inner_valid = split_rows(y[train], task, 0.1, seed)
+    fit_rows, stop_rows = train[inner_train], train[inner_valid]
+    ctx = FitContext(X_train=X[fit_rows], y_train=y[fit_rows], X_valid=X[stop_rows], y_valid=y[stop_rows], task=task,
+                     classes=classes, params=dict(candidate.params), seed=seed, device=device_for(candidate.model),
+                     emit=ignore, stop=stop, time_budget=time_left)
+    fitted = get_family(candidate.model).fit(ctx)
+    if fitted.cancelled:
+        return {}, np.empty(0), fitted
+    prediction = class_probabilities(fitted.model, X[valid], classes)
+    truth = np.asarray(classes, dtype=object)[y[valid]]  # image labels are class indexes
+    return _fold_scores(task, classes, truth, prediction), prediction, fitted
 
 
 def _fold_scores(task, classes, y_valid, prediction) -> dict[str, float | None]:

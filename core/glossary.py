@@ -112,6 +112,12 @@ _TERMS = (
          "that column's link to the target while keeping its values. A large drop means the model relies on the "
          "column; about zero means it does not.",
          ()),
+    Term("pretrained-network", "Pretrained network (features, fine-tuning)",
+         "A network already trained on a million photos (ImageNet) turns each picture into a list of numbers, "
+         "its features, from which a small model learns your classes: a few dozen photos can be enough. "
+         "Fine-tuning also lets the network's last blocks adjust to your pictures. It helps with photos; small "
+         "drawn glyphs suit a network trained from scratch.",
+         ("epoch", "saliency")),
     Term("precision", "Precision",
          "Of the rows the model flags as a class, the share that really are that class. High precision means "
          "few false alarms.",

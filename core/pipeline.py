@@ -139,13 +139,15 @@ def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
 
     data = load_dataset(spec.source, spec.display_name)
     prepared = apply_checks(prepare_data(data, spec.target, spec.roles), spec.roles, spec.checks_off)
-    if isinstance(prepared, ImageData):
-        from core.errors import PlanError
-
-        raise PlanError("Model comparison is for tables; images always use the CNN.")
     budget = spec.overrides.time_budget or DEFAULT_BUDGET_S
-    result = compare(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
-                     on_event=on_event, stop=stop, device=pick_device())
+    if isinstance(prepared, ImageData):
+        from core.compare import compare_images
+
+        result = compare_images(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
+                                on_event=on_event, stop=stop, device=pick_device())
+    else:
+        result = compare(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
+                         on_event=on_event, stop=stop, device=pick_device())
     path = save_comparison(spec.runs_dir, result, spec.display_name)
     on_event(RunFinished(run=str(path), cancelled=stop.is_set()))
     return path

@@ -16,7 +16,7 @@ import numpy as np
 from core.errors import PlanError
 from core.features import NATIVE_CATEGORY_LIMIT
 from core.models import baseline_for, families, get_family, trainable
-from core.models.base import LARGE_TABLE, DataSummary
+from core.models.base import LARGE_TABLE, DataSummary, ImageLook
 from core.types import AUTO, Candidate, DeviceInfo, ImageData, Plan, Prepared
 
 #: The whole run's default time budget (seconds) by table rows: (up to rows, seconds). A small table's
@@ -64,7 +64,7 @@ def plan(data: Prepared | ImageData, overrides: Overrides | None = None,
     """
     overrides = overrides or Overrides()
     summary = summarise_data(data, overrides, device)
-    reasons = _describe_images(data) if isinstance(data, ImageData) else _describe_table(data)
+    reasons = _describe_images(data, summary, overrides) if isinstance(data, ImageData) else _describe_table(data)
     if isinstance(data, Prepared) and (overrides.model or AUTO) == AUTO:
         return _contest_plan(data, summary, overrides, reasons)
     model, why = _choose_model(summary, overrides)
@@ -188,7 +188,8 @@ def summarise_data(data: Prepared | ImageData, overrides: Overrides | None = Non
         n, k = len(data.labels), len(data.class_names)
         return DataSummary(kind="images", task="binary" if k == 2 else "multiclass", n_rows=n, n_classes=k,
                            numeric_share=1.0, device=device, max_epochs=overrides.max_epochs,
-                           user_params=dict(overrides.params), valid_fraction=_valid_fraction(n, overrides))
+                           user_params=dict(overrides.params), valid_fraction=_valid_fraction(n, overrides),
+                           image_look=image_look(data))
     used = data.used_columns
     return DataSummary(kind="tabular", task=data.task, n_rows=len(data.X), n_classes=len(data.classes),
                        numeric_share=float(np.mean([c.role == "numeric" for c in used])) if used else 0.0,
@@ -252,11 +253,49 @@ def _describe_table(data: Prepared) -> list[str]:
     return reasons
 
 
-def _describe_images(data: ImageData) -> list[str]:
+#: Pictures the planner's look at an image set reads (an even sample of them).
+LOOK_SAMPLE = 256
+_SHADES = 32  # a picture's greys in 32 bands of 8 levels: "its most common shade"
+
+
+def image_look(data: ImageData) -> ImageLook:
+    """Cheap evidence of whether the pictures are photos or glyphs: how large they are stored, and how
+    much of each is one flat shade (a background), on an even sample of up to ``LOOK_SAMPLE`` pictures."""
+    sides = [min(size) for size in data.sizes] if data.sizes else [data.image_size]
+    n = len(data.images)
+    if n == 0:
+        return ImageLook(stored_side=float(np.median(sides)), colour=data.channels == 3, flat_share=1.0)
+    sample = data.images[np.linspace(0, n - 1, min(n, LOOK_SAMPLE)).astype(int)]
+    grey = sample.mean(axis=1) if sample.shape[1] == 3 else sample[:, 0]
+    bands = (grey.reshape(len(sample), -1) // (256 // _SHADES)).astype(np.int64)
+    rows = np.arange(len(sample))[:, None] * _SHADES  # one run of bins per picture, for one bincount
+    counts = np.bincount((bands + rows).ravel(), minlength=len(sample) * _SHADES).reshape(len(sample), _SHADES)
+    flat = float(np.median(counts.max(axis=1) / bands.shape[1]))
+    return ImageLook(stored_side=float(np.median(sides)), colour=data.channels == 3, flat_share=flat)
+
+
+def _describe_images(data: ImageData, summary: DataSummary, overrides: Overrides) -> list[str]:
     counts = np.bincount(data.labels, minlength=len(data.class_names))
     colour = "greyscale" if data.channels == 1 else "colour"
-    return [f"Images: {len(data.labels):,} {colour} pictures in {len(data.class_names)} classes (smallest class "
-            f"{counts.min()}, largest {counts.max()}), resized to {data.image_size}×{data.image_size} pixels."]
+    reasons = [f"Images: {len(data.labels):,} {colour} pictures in {len(data.class_names)} classes (smallest class "
+               f"{counts.min()}, largest {counts.max()}), resized to {data.image_size}×{data.image_size} pixels."]
+    look = summary.image_look
+    if look is None or (overrides.model or AUTO) != AUTO:
+        return reasons
+    from core.models.pretrained_family import backbone_problem
+
+    reasons.append(look.words())
+    problem = backbone_problem()
+    if look.photo_like and problem:
+        reasons.append(f"A network pretrained on photos would suit them, but it cannot be used here ({problem}): "
+                       "the CNN trained from scratch is used instead.")
+    elif look.photo_like:
+        reasons.append("For photos a network pretrained on a million photos beats one trained from scratch on the "
+                       "few pictures at hand, so the pretrained network is used.")
+    else:
+        reasons.append("For such pictures a small network trained on them from scratch does best: features of a "
+                       "network pretrained on photos do worse on tiny glyphs than the pixels themselves.")
+    return reasons
 
 
 def _uneven_classes(data: ImageData) -> bool:

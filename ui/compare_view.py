@@ -13,18 +13,25 @@ from core.models import comparison_candidates, get_family
 from core.pipeline import JobSpec, make_plan
 from core.planner import Overrides
 from core.run_record import contest_board
-from core.types import Prepared
+from core.types import ImageData, Prepared
 from ui import state
 from ui.live import polled_job
 from ui.widgets import leaderboard_frame
 
 
-def compare_section(prepared: Prepared, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
+def compare_section(prepared: Prepared | ImageData, spec_base: dict[str, Any], seed: int, busy: bool) -> None:
     """Start a comparison, watch it, and offer to train the winner."""
-    names = [_lower_first(get_family(key).label) for key in comparison_candidates("tabular")]
-    st.caption("Automatic training already holds a contest inside the training rows. Here you can score every "
-               f"candidate — {', '.join(names[:-1])} and {names[-1]} — on cross-validation folds of all the rows, "
-               "simplest first, with a budget of your own, and then train the one you pick.")
+    images = isinstance(prepared, ImageData)
+    names = [_lower_first(get_family(key).label) for key in comparison_candidates("images" if images else "tabular")]
+    listed = f"{', '.join(names[:-1])} and {names[-1]}"
+    if images:
+        st.caption(f"Score the image models — {listed} — on the same cross-validation folds of all the pictures, "
+                   "simplest first, with a budget of your own (what cannot finish in it is skipped and said so), "
+                   "and then train the one you pick.")
+    else:
+        st.caption("Automatic training already holds a contest inside the training rows. Here you can score every "
+                   f"candidate — {listed} — on cross-validation folds of all the rows, simplest first, with a budget "
+                   "of your own, and then train the one you pick.")
     manager = state.job_manager()
     job_id = st.session_state.get(state.COMPARE_JOB)
     job = manager.get(job_id) if job_id else None

@@ -32,8 +32,10 @@ SAMPLE_NOTES = {
     "diabetes.csv": "442 patients: predict disease progression after one year, a number (regression).",
     "digits.zip": "1,797 handwritten digits 0–9, 32×32 grey images: which digit is it?",
     "shapes.zip": "720 generated circles, squares and triangles, 48×48 colour images: which shape?",
+    "textures.zip": "48 real photos of brick, grass and gravel, 128×128 grey: which surface? Few examples, "
+                    "as in Teachable Machine — the pretrained network's case.",
 }
-IMAGE_SAMPLES = ("digits.zip", "shapes.zip")
+IMAGE_SAMPLES = ("digits.zip", "shapes.zip", "textures.zip")
 
 
 @dataclass(frozen=True)

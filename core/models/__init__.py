@@ -22,6 +22,8 @@ REGISTRY: dict[str, str] = {
     "forest": "core.models.tabular:ForestFamily",
     "mlp": "core.models.mlp_family:MLPFamily",
     "cnn": "core.models.cnn_family:CNNFamily",
+    "embed+linear": "core.models.pretrained_family:EmbedLinearFamily",
+    "finetune": "core.models.pretrained_family:FinetuneFamily",
     "blend": "core.models.tabular:BlendFamily",
 }
 

@@ -32,6 +32,36 @@ Role = Literal["no_skill", "baseline", "model", "ensemble"]
 
 
 @dataclass(frozen=True)
+class ImageLook:
+    """Cheap evidence of what an image set's pictures are (``core.planner.image_look``): natural
+    photos, where a network pretrained on photos helps, or drawn glyphs and flat shapes, where a
+    small network trained on them from scratch does best."""
+
+    stored_side: float  # median short side of the files as stored, in pixels
+    colour: bool  # the pictures have colour
+    flat_share: float  # median share of a picture's pixels in its most common shade (a flat background)
+
+    #: Photos are stored at a fair size and textured all over; glyphs are small or mostly background.
+    PHOTO_SIDE: ClassVar[int] = 64
+    FLAT_LIMIT: ClassVar[float] = 0.35
+
+    @property
+    def photo_like(self) -> bool:
+        return self.stored_side >= self.PHOTO_SIDE and self.flat_share < self.FLAT_LIMIT
+
+    def words(self) -> str:
+        """Why the pictures count as photos or as glyphs, with the numbers."""
+        flat = f"{self.flat_share:.0%} of a picture's pixels share its most common shade"
+        if self.photo_like:
+            return (f"The pictures look like photographs: stored at about {self.stored_side:.0f} px and textured "
+                    f"all over (only {flat}).")
+        if self.stored_side < self.PHOTO_SIDE:
+            return (f"The pictures look like small drawn glyphs or shapes: stored at only about "
+                    f"{self.stored_side:.0f} px ({flat}).")
+        return f"The pictures look like drawn shapes on a flat background: {flat}."
+
+
+@dataclass(frozen=True)
 class DataSummary:
     """What a family may tune itself on: the data's size and shape, and what the user fixed by hand.
 
@@ -49,6 +79,7 @@ class DataSummary:
     max_epochs: int | None = None  # the user's cap on epochs / rounds / trees, if any
     user_params: dict[str, Any] = field(default_factory=dict)  # settings the user chose by hand
     valid_fraction: float = 0.2
+    image_look: ImageLook | None = None  # images: photo-like or glyph-like (the pretrained families read it)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ class CNNFamily(DeferredFamily):
     family = "torch"
     kinds = frozenset({"images"})
     curve_unit = "epoch"
+    comparison_order = 1  # first among the image candidates: it needs no pretrained package
     trainer = "core.models.cnn:CNNTrainer"
 
     def auto_preference(self, data: DataSummary) -> int:

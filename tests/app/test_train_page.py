@@ -111,3 +111,13 @@ def test_the_comparison_shows_a_leaderboard_and_trains_its_winner_as_scored(tmp_
     run = the_run(tmp_path)
     assert run.model.label == label
     assert any(r == f"You chose: {label}." for r in run.model.reasons)
+
+
+def test_real_photos_plan_the_pretrained_network_and_offer_the_image_comparison():
+    at = train_page("textures.zip")
+    assert at.subheader[0].value == "The plan: Pretrained features + logistic regression"
+    plan = next(m.value for m in at.markdown if str(m.value).startswith("- Images:"))
+    assert "look like photographs" in plan and "128×128 px" in plan
+    caption = " ".join(c.value for c in at.caption)
+    assert "convolutional neural network, pretrained features + logistic regression and fine-tuned" in caption
+    assert any(b.label == "Compare models" for b in at.button)

