@@ -1,8 +1,8 @@
 """Write the bundled real-photo set ``textures.zip``: brick, grass and gravel, 16 photos each.
 
-Run from the repository root: ``python sample_data/make_photo_sample.py`` (needs the pinned
-scikit-image of requirements-dev.txt installed; it is only read from, never imported, so
-``pip install --no-deps`` is enough). The output is deterministic (sorted zip members with a
+Run from the repository root: ``python sample_data/make_photo_sample.py`` (needs
+``pip install --no-deps scikit-image==0.26.0`` first: its photos are only read, never imported,
+and no test needs them, so it is kept out of the requirements a fresh CI machine installs). The output is deterministic (sorted zip members with a
 fixed timestamp, fixed JPEG settings), so re-running it leaves git with nothing to commit.
 
 The photos are scikit-image's three bundled texture photographs (512×512 greyscale, each under
