@@ -24,8 +24,8 @@ START_TIMEOUT_S = 120
 CHART = '[data-testid="stPlotlyChart"]'
 
 
-def _start_server(runs_dir: str, log_path: Path) -> tuple[subprocess.Popen, str, float]:
-    """Start the app; returns the process, its URL and seconds until ``/_stcore/health`` answered."""
+def _start_server(runs_dir: str, log_path: Path, script: str = "app.py") -> tuple[subprocess.Popen, str, float]:
+    """Start the app (or another Streamlit script); returns the process, its URL and seconds until ``/_stcore/health`` answered."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TRAINBOARD_RUNS=runs_dir, PYTHONUNBUFFERED="1")
@@ -33,7 +33,7 @@ def _start_server(runs_dir: str, log_path: Path) -> tuple[subprocess.Popen, str,
     with open(log_path, "w") as server_log:
         t0 = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.address",
              "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)

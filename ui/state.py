@@ -110,6 +110,15 @@ def job_manager() -> Any:
     return make_job_manager()
 
 
+@st.cache_resource(show_spinner=False)
+def lost_jobs() -> list[Any]:
+    """Read once per server: the jobs an earlier server was running when it stopped
+    (``core.jobs.journal.LostJob``, oldest first); their markers are removed."""
+    from core.jobs.journal import recover
+
+    return recover(runs_dir())
+
+
 def _release_session(info: SessionInfo) -> None:
     """When the browser session ends: cancel its jobs, delete its uploads."""
     try:
