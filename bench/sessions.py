@@ -16,6 +16,9 @@ from typing import Any
 
 from bench.common import ROOT, WORK
 
+#: Targets (issue 15): a new session's Data page within 1.5× an empty page; an idle session ≤ 1% of a core.
+PAGE_RATIO_TARGET = 1.5
+SESSION_CPU_TARGET = 0.01
 #: The page is usable once the uploader's real <input type=file> is attached.
 UPLOADER = '[data-testid="stFileUploaderDropzoneInput"]'
 EMPTY_APP = '''"""An empty Streamlit page with one uploader: the reference for the app's Data page."""
