@@ -28,11 +28,12 @@ QUEUED = re.compile(r"position (\d+) in the queue")
 @pytest.fixture(scope="module")
 def class_server(tmp_path_factory):
     """A server of its own: its temporary files in a folder the tests can look into, and a short
-    idle timeout (a browser that stops polling loses its jobs after 20 s)."""
+    idle timeout and grace after a disconnect (a browser that has gone loses its jobs within seconds)."""
     skip_without_chromium()
     folder = tmp_path_factory.mktemp("class")
     (folder / "tmp").mkdir()
-    with app_server(folder, env={"TMPDIR": str(folder / "tmp"), "TRAINBOARD_IDLE_TTL_S": "20"}) as (url, process):
+    env = {"TMPDIR": str(folder / "tmp"), "TRAINBOARD_IDLE_TTL_S": "20", "TRAINBOARD_DISCONNECT_GRACE_S": "3"}
+    with app_server(folder, env=env) as (url, process):
         yield url, process, folder
 
 
