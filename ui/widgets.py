@@ -104,9 +104,12 @@ def _device_probe() -> dict[str, DeviceInfo]:
     found: dict[str, DeviceInfo] = {}
 
     def probe() -> None:
-        from core.device import pick_device
+        from core.device import cpu_device, pick_device
 
-        found["device"] = pick_device()
+        try:
+            found["device"] = pick_device()
+        except Exception:  # a broken torch install: say CPU rather than have every session poll for ever
+            found["device"] = cpu_device()
 
     threading.Thread(target=probe, daemon=True, name="trainboard-device-probe").start()
     return found
