@@ -196,6 +196,9 @@ def _class(cfg: Config, section: Section, runs_dir: str) -> None:
                  section.judge(f"server CPU per idle session ({count} open)", per_session * 100,
                                SESSION_CPU_TARGET * 100))
     section.tables.append(idle)
+    section.notes.append("Data page: the first load is the server's first page (imports, the training workers "
+                         "spawned); the later ones start once the server is quiet again (its workers have "
+                         "imported their libraries), each in a fresh browser context.")
     section.notes.append("Idle: each session sits on the Data page with nothing loaded; the server's CPU (user + "
                          "system time of the streamlit process and its children, from /proc) over "
                          f"{10 if cfg.quick else 30} s, after the sessions have settled. A session polls the server "

@@ -65,6 +65,15 @@ def server_cpu_share(pid: int, window_s: float) -> float:
     return (cpu_seconds(pid) - before) / (time.perf_counter() - t0)
 
 
+def wait_quiet(pid: int, share: float = 0.05, window_s: float = 2.0, timeout_s: float = 120.0) -> float:
+    """Wait until the server (and its workers, importing their libraries after its first page) uses
+    under ``share`` of a core; returns the seconds waited."""
+    t0 = time.perf_counter()
+    while server_cpu_share(pid, window_s) > share and time.perf_counter() - t0 < timeout_s:
+        pass
+    return time.perf_counter() - t0
+
+
 def idle_sessions(browser, url: str, pid: int, counts: list[int], window_s: float) -> dict[str, float]:
     """Open sessions on the Data page (fresh browser contexts) up to each count, let them settle,
     then measure the server's CPU while they sit idle: ``{"1": share, "10": share, ...}``."""
@@ -91,10 +100,14 @@ def idle_sessions(browser, url: str, pid: int, counts: list[int], window_s: floa
     return out
 
 
-def uploader_times(browser, url: str, loads: int) -> list[float]:
-    """Seconds from opening ``url`` in a fresh browser context until the uploader is attached."""
+def uploader_times(browser, url: str, loads: int, pid: int) -> list[float]:
+    """Seconds from opening ``url`` in a fresh browser context until the uploader is attached. The
+    first load is the server's first page; the later ones start once the server is quiet again
+    (its training workers have finished importing), as on a server that has been up a while."""
     times = []
-    for _ in range(loads):
+    for i in range(loads):
+        if i == 1:
+            wait_quiet(pid)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(120_000)
@@ -122,7 +135,7 @@ def class_child(runs_dir: str, log_dir: str, loads: int, counts: list[int], wind
             for name, script in (("empty", str(empty_app())), ("app", "app.py")):
                 process, url, _ = _start_server(runs_dir, Path(log_dir) / f"server-{name}.log", script=script)
                 try:
-                    out[f"{name}_uploader_s"] = uploader_times(browser, url, loads)
+                    out[f"{name}_uploader_s"] = uploader_times(browser, url, loads, process.pid)
                     time.sleep(2.0)
                     out[f"{name}_no_session"] = server_cpu_share(process.pid, window_s)
                     out[f"{name}_idle"] = idle_sessions(browser, url, process.pid, counts, window_s)
@@ -133,11 +146,11 @@ def class_child(runs_dir: str, log_dir: str, loads: int, counts: list[int], wind
     return out
 
 
-if __name__ == "__main__":  # a quick look: python -m bench.sessions [COUNTS...]
+if __name__ == "__main__":  # a quick look: python -m bench.sessions [COUNTS...] (0: page times only)
     import json
     import sys
 
-    counts = [int(c) for c in sys.argv[1:]] or [1, 4]
+    counts = [int(c) for c in sys.argv[1:] if int(c) > 0] if len(sys.argv) > 1 else [1, 4]
     work = WORK / "sessions"
     work.mkdir(parents=True, exist_ok=True)
     (work / "runs").mkdir(exist_ok=True)
