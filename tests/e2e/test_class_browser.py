@@ -16,6 +16,7 @@ from core.runs import list_runs
 from tests.e2e.conftest import app_server, skip_without_chromium
 from tests.e2e.screenshot import select_option, wait_for_app
 from tests.e2e.test_browser import SAMPLES, TRAIN_TIMEOUT_MS, open_evaluate, open_page, outcome, upload
+from ui.widgets import STATUS_POLL_S
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -47,11 +48,26 @@ def uploads(folder: Path) -> list[Path]:
     return sorted((folder / "tmp").glob("trainboard-upload-*"))
 
 
-def walk(browser, url: str, names: tuple[str, ...]) -> None:
+#: A script-run request names its page (a hash) and widget states: far longer than a heartbeat.
+RERUN_REQUEST_BYTES = 40
+
+
+def record_requests(page) -> list[float]:
+    """When the page asked the server for a script run (its websocket's longer sent frames)."""
+    sent: list[float] = []
+    page.on("websocket", lambda ws: ws.on(
+        "framesent", lambda frame: sent.append(time.monotonic()) if len(frame) >= RERUN_REQUEST_BYTES else None))
+    return sent
+
+
+def walk(browser, url: str, names: tuple[str, ...], quiet_check_s: float = 0.0) -> None:
     """Sessions at once: each loads its own sample, all start training together (linear models, the
-    server's one worker queues them), then each evaluates and predicts; each sees only its own."""
+    server's one worker queues them), then each evaluates and predicts; each sees only its own.
+    ``quiet_check_s``: afterwards, no page may ask the server for anything for that long (idle
+    sessions do not poll)."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in names]
     pages = [context.new_page() for context in contexts]
+    requests = [record_requests(page) for page in pages]
     try:
         for page, name in zip(pages, names, strict=True):
             page.set_default_timeout(60_000)
@@ -85,6 +101,13 @@ def walk(browser, url: str, names: tuple[str, ...]) -> None:
             rows = len(pd.read_csv(SAMPLES / name))
             page.get_by_text(f"{rows:,} predictions with").wait_for(timeout=TRAIN_TIMEOUT_MS)
             assert page.get_by_text(f"({name})", exact=False).count() >= 1
+        if quiet_check_s:
+            for page in pages:
+                wait_for_app(page)
+            since = time.monotonic()
+            pages[0].wait_for_timeout(quiet_check_s * 1000)
+            assert all(requests), "the pages' requests were not seen: the check could not fail"
+            assert [[t - since for t in sent if t > since] for sent in requests] == [[] for _ in pages]
     finally:
         for context in contexts:
             context.close()
@@ -97,7 +120,7 @@ def settle_footprint(pid: int, seconds: float = 8.0) -> tuple[int, float]:
 
 def test_one_session_walks_the_whole_path_and_sees_only_its_own(browser, class_server):
     url, _, _ = class_server
-    walk(browser, url, TABLES[:1])
+    walk(browser, url, TABLES[:1], quiet_check_s=2.5 * STATUS_POLL_S)
 
 
 @pytest.mark.soak
