@@ -155,4 +155,4 @@ if __name__ == "__main__":  # a quick look: python -m bench.sessions [COUNTS...]
     work.mkdir(parents=True, exist_ok=True)
     (work / "runs").mkdir(exist_ok=True)
     os.chdir(ROOT)
-    print(json.dumps(class_child(str(work / "runs"), str(work), 3, counts, 20.0), indent=1))
+    print(json.dumps(class_child(str(work / "runs"), str(work), 5, counts, 20.0), indent=1))
