@@ -1,4 +1,5 @@
-# Trainboard: `make run` starts the app, `make test` runs the whole suite, `make bench` the benchmarks.
+# Trainboard: `make run` starts the app, `make test` runs the whole suite, `make soak` the long soak,
+# `make bench` the benchmarks.
 # Each creates .venv on first use and reinstalls only when a requirements file changes.
 # `make cluster` starts a local Ray cluster (a head and two worker nodes) for TRAINBOARD_RAY_ADDRESS.
 
@@ -7,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test lint bench cluster clean
+.PHONY: run test soak lint bench cluster clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,10 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	$(PY) -m pytest
+
+# The long soak: 30 simulated sessions and 5 browsers at once (a few minutes; .ci/run runs it).
+soak: $(VENV)/.installed-dev
+	$(PY) -m pytest -m soak
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench

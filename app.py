@@ -14,7 +14,8 @@ from ui import pages, state, widgets
 def main() -> None:
     st.set_page_config(page_title="Trainboard", page_icon=":material/model_training:", layout="wide")
     page = pages.navigation()
-    state.session()  # registers this browser session, so its jobs end with it
+    state.session()  # registers this browser session, so its jobs end with it (after a grace for reconnecting)
+    state.lost_jobs()  # once per server: jobs an earlier server left unfinished (said on Train and Runs)
     widgets.sidebar()
     page.run()
 

@@ -6,9 +6,11 @@ from core.errors import TrainboardError
 from core.runs import delete_run, list_runs
 from ui import pages, report_view, side_by_side_view, state, views
 from ui.bundle_view import bundle_button
+from ui.widgets import lost_jobs_notice
 
 st.title("Runs")
 st.caption("Every model trained on this server, newest first. Each run keeps its model, scores and charts.")
+lost_jobs_notice()
 runs = list_runs(state.runs_dir())
 if not runs:
     st.info("No trained runs yet. Load data, then train a model: each training run is saved here.")

@@ -12,12 +12,13 @@ from ui import pages, state
 from ui.compare_view import compare_section
 from ui.data_views import checks_line
 from ui.live import job_panel
-from ui.widgets import need_data
+from ui.widgets import lost_jobs_notice, need_data
 
 #: The validation shares a user may pick; "auto" lets the planner choose by the data's size.
 SHARES = ("auto", 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 
 st.title("Train")
+lost_jobs_notice()
 if not need_data():
     st.stop()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Config, Section, Spread, Table, log, run_child
+from bench.sessions import PAGE_RATIO_TARGET, SESSION_CPU_TARGET
 from tests.e2e.screenshot import free_port, healthy
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,8 +25,8 @@ START_TIMEOUT_S = 120
 CHART = '[data-testid="stPlotlyChart"]'
 
 
-def _start_server(runs_dir: str, log_path: Path) -> tuple[subprocess.Popen, str, float]:
-    """Start the app; returns the process, its URL and seconds until ``/_stcore/health`` answered."""
+def _start_server(runs_dir: str, log_path: Path, script: str = "app.py") -> tuple[subprocess.Popen, str, float]:
+    """Start the app (or another Streamlit script); returns the process, its URL and seconds until ``/_stcore/health`` answered."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TRAINBOARD_RUNS=runs_dir, PYTHONUNBUFFERED="1")
@@ -33,7 +34,7 @@ def _start_server(runs_dir: str, log_path: Path) -> tuple[subprocess.Popen, str,
     with open(log_path, "w") as server_log:
         t0 = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.address",
              "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -160,4 +161,45 @@ def run(cfg: Config, shared: dict[str, Any]) -> Section:
             later = Spread.of(values[1:]).text() if len(values) > 1 else "—"
             table.add(label, f"{values[0]:.2f}", later)
     section.tables.append(table)
+    if missing is None:
+        _class(cfg, section, str(runs_dir))
     return section
+
+
+def _class(cfg: Config, section: Section, runs_dir: str) -> None:
+    """A class on one server: a new session's Data page against an empty page with one uploader,
+    and what idle sessions cost the server (``bench.sessions``)."""
+    counts = [1, 4] if cfg.quick else [1, 10, 30]
+    log(f"app latency: a class — fresh sessions, then {counts} idle ones (app, then an empty page)")
+    data = run_child("sessions:class_child", runs_dir=runs_dir, log_dir=str(cfg.work), loads=3 if cfg.quick else 6,
+                     counts=counts, window_s=10.0 if cfg.quick else 30.0, timeout=1800).data
+    app, empty = Spread.of(data["app_uploader_s"][1:]), Spread.of(data["empty_uploader_s"][1:])
+    ratio = app.median / empty.median
+    pages = Table(["page (fresh browser context each)", "first s", "later loads s", "ratio to the empty page",
+                   "target", "verdict"],
+                  title="A new session's Data page: usable (its uploader attached)")
+    pages.add("empty Streamlit page with one uploader", f"{data['empty_uploader_s'][0]:.2f}", empty.text(), "1",
+              "—", "—")
+    pages.add("Trainboard's Data page", f"{data['app_uploader_s'][0]:.2f}", app.text(), f"{ratio:.2f}",
+              f"≤ {PAGE_RATIO_TARGET:g}", section.judge("Data page usable vs an empty page (ratio)", ratio,
+                                                       PAGE_RATIO_TARGET))
+    section.tables.append(pages)
+    idle = Table(["idle sessions on the Data page", "empty page: server CPU", "Trainboard: server CPU",
+                  "Trainboard's cost per session", "target", "verdict"],
+                 title="What idle browser sessions cost the server (share of one core; server and its workers)")
+    idle.add("none (server just started, workers importing)", f"{data['empty_no_session']:.1%}",
+             f"{data['app_no_session']:.1%}", "—", "—", "—")
+    for count in counts:
+        share, reference = data["app_idle"][str(count)], data["empty_idle"][str(count)]
+        per_session = max(0.0, share - reference) / count
+        idle.add(str(count), f"{reference:.1%}", f"{share:.1%}", f"{per_session:.2%}", f"≤ {SESSION_CPU_TARGET:.0%}",
+                 section.judge(f"server CPU per idle session ({count} open)", per_session * 100,
+                               SESSION_CPU_TARGET * 100))
+    section.tables.append(idle)
+    section.notes.append("Data page: the first load is the server's first page (imports, the training workers "
+                         "spawned); the later ones start once the server is quiet again (its workers have "
+                         "imported their libraries), each in a fresh browser context.")
+    section.notes.append("Idle: each session sits on the Data page with nothing loaded; the server's CPU (user + "
+                         "system time of the streamlit process and its children, from /proc) over "
+                         f"{10 if cfg.quick else 30} s, after the sessions have settled. A session polls the server "
+                         "only while one of its jobs is queued or running.")

@@ -19,3 +19,7 @@ class PlanError(TrainboardError):
 
 class RunError(TrainboardError):
     """A saved run is missing, incomplete or not one of this app's runs."""
+
+
+class StorageError(TrainboardError):
+    """The server could not write what it must keep (a full disk, a folder it may not write to)."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import RunError
+from core.errors import RunError, StorageError
 from core.evaluation import MAIN_METRIC, Evaluation, Threshold, default_threshold
 from core.explain import closer_files
 from core.models import get_family
@@ -160,12 +160,15 @@ def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, 
     (e.g. image saliency arrays).
     """
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
     # Evaluate's "look closer" needs validation inputs the run would not otherwise keep (bounded).
     extra_files = {**closer_files(result, evaluation, data), **(extra_files or {})}
-    run_id = new_run_id(runs_dir, source, result.plan.model)
-    tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
-    tmp.mkdir()
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        run_id = new_run_id(runs_dir, source, result.plan.model)
+        tmp = runs_dir / f".tmp-{run_id}-{os.getpid()}"
+        tmp.mkdir()
+    except OSError as err:
+        raise _not_saved(runs_dir, err) from err
     try:
         t0 = time.perf_counter()
         files = get_family(result.plan.model).save(result.main, tmp)
@@ -181,9 +184,18 @@ def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, 
         final = runs_dir / run_id
         tmp.rename(final)
         return final
+    except OSError as err:  # a full disk, a folder that became unwritable: nothing half-written stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _not_saved(runs_dir, err) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _not_saved(runs_dir: Path, err: OSError) -> StorageError:
+    return StorageError(f"The trained model could not be saved in the runs folder {runs_dir} "
+                        f"({err.strerror or type(err).__name__}). Nothing was saved: free some disk space or make the "
+                        "folder writable (TRAINBOARD_RUNS sets where it is), then train again.")
 
 
 def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunRecord]:

@@ -23,6 +23,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,12 @@ EVALUATE_CELL, EVALUATE_CELL_CLICK = "evaluate_cell", "evaluate_cell_click"  # d
 EVALUATE_DEPENDENCE, EVALUATE_DEPENDENCE_CLASS = "evaluate_dependence", "evaluate_dependence_class"
 EVALUATE_EXPLAIN_ROW, PREDICT_EXPLAIN_ROW = "evaluate_explain_row", "predict_explain_row"
 COMPARE_BUDGET = "compare_budget"
+SESSION_INFO = "_session_info"  # SessionInfo: in the session state, so a tab that reconnects keeps it
+
+#: After a browser disconnects, how long its jobs and uploads wait for it to come back before they are
+#: stopped and deleted: Streamlit keeps a disconnected session resumable for two minutes (a laptop's
+#: Wi-Fi dropping for a moment must not cost a student their training run).
+DISCONNECT_GRACE_S = float(os.environ.get("TRAINBOARD_DISCONNECT_GRACE_S", 120))
 
 
 @dataclass
@@ -80,6 +88,7 @@ class SessionInfo:
 
     owner: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="trainboard-upload-")))
+    connected_at: float = field(default_factory=time.time)  # when the browser last (re)connected
 
 
 def threshold_key(run_id: str) -> str:
@@ -110,17 +119,50 @@ def job_manager() -> Any:
     return make_job_manager()
 
 
-def _release_session(info: SessionInfo) -> None:
-    """When the browser session ends: cancel its jobs, delete its uploads."""
+@st.cache_resource(show_spinner=False)
+def lost_jobs() -> list[Any]:
+    """Read once per server: the jobs an earlier server was running when it stopped
+    (``core.jobs.journal.LostJob``, oldest first); their markers are removed."""
+    from core.jobs.journal import recover
+
+    return recover(runs_dir())
+
+
+def release_session(info: SessionInfo) -> None:
+    """The browser session has ended: cancel its jobs, delete its uploads."""
     try:
         job_manager().cancel_owner(info.owner)
     finally:
         shutil.rmtree(info.upload_dir, ignore_errors=True)
 
 
-@st.cache_resource(scope="session", on_release=_release_session, show_spinner=False)
+def _end_if_gone(info: SessionInfo, gone_at: float) -> None:
+    """The grace after a disconnect is over: end the session unless its browser came back."""
+    if info.connected_at <= gone_at:
+        release_session(info)
+
+
+def _disconnected(info: SessionInfo) -> None:
+    timer = threading.Timer(DISCONNECT_GRACE_S, _end_if_gone, args=(info, time.time()))
+    timer.daemon = True
+    timer.start()
+
+
+@st.cache_resource(scope="session", on_release=_disconnected, show_spinner=False)
+def _connection(_info: SessionInfo) -> SessionInfo:
+    """Lives while the browser is connected: Streamlit releases it when the browser disconnects."""
+    _info.connected_at = time.time()
+    return _info
+
+
 def session() -> SessionInfo:
-    return SessionInfo()
+    """This browser session's owner id and upload folder, kept across a reconnect; when the browser
+    has gone for ``DISCONNECT_GRACE_S`` its jobs are cancelled and its uploads deleted."""
+    info = st.session_state.get(SESSION_INFO)
+    if info is None:
+        info = st.session_state[SESSION_INFO] = SessionInfo()
+    _connection(info)
+    return info
 
 
 def safe_name(name: str) -> str:

@@ -28,6 +28,19 @@ def need_data(what: str = "train a model") -> bool:
     return False
 
 
+def lost_jobs_notice() -> None:
+    """Say so when the server restarted while jobs were running: those jobs are gone."""
+    lost = state.lost_jobs()
+    if not lost:
+        return
+    names = ", ".join(dict.fromkeys(job.name for job in lost))
+    one = len(lost) == 1
+    st.warning(f"{len(lost)} job{'' if one else 's'} that {'was' if one else 'were'} running when the server stopped "
+               f"{'was' if one else 'were'} lost ({names}): nothing of {'it' if one else 'them'} was saved. Start "
+               f"{'it' if one else 'them'} again from the Train page. Every finished run is listed on the Runs page.",
+               icon=":material/warning:")
+
+
 def sidebar() -> None:
     """Current dataset, target, device and the active job's state, on every page."""
     with st.sidebar:
@@ -45,27 +58,56 @@ def sidebar() -> None:
         _live_status()
 
 
-@st.fragment(run_every=3)
+#: How often the sidebar's status refreshes while there is something to watch (a job of this
+#: session queued or running, or the device check still under way); idle, it never does.
+STATUS_POLL_S = 3.0
+
+
 def _live_status() -> None:
-    """Device and the session's job, kept current on every page (the poll also tells the server
-    the user is still here)."""
-    if os.environ.get("TRAINBOARD_RAY_ADDRESS"):
-        _cluster_status()
-    else:
-        st.markdown("**Device for neural networks:**")
-        device = _device_probe().get("device")
-        if device is None:
-            st.caption("checking…")
+    """Device (or the Ray cluster) and the session's job on every page. It polls only while this
+    session has a job queued or running (the poll also tells the server the user is still there)
+    or the device check / cluster connection is under way: an idle session costs the server
+    nothing. When that ends, the page reruns once, which draws it without a timer."""
+    watching = _worth_watching()
+
+    @st.fragment(run_every=STATUS_POLL_S if watching else None)
+    def _status() -> None:
+        if _on_cluster():
+            _cluster_status()
         else:
-            device_badge(device)
+            st.markdown("**Device for neural networks:**")
+            device = _device_probe().get("device")
+            if device is None:
+                st.caption("checking…")
+            else:
+                device_badge(device)
+        job = state.current_job()
+        if job is not None:
+            words = {"queued": f"queued (position {job.position})", "running": "training…", "done": "finished",
+                     "failed": "failed", "cancelled": "stopped"}
+            st.markdown(f"**Job:** {words.get(job.state, job.state)}")
+            if job.state in ("queued", "running"):
+                pages.link(pages.TRAIN, "Watch it train", icon=":material/monitoring:")
+        if watching and not _worth_watching():
+            st.rerun(scope="app")  # the last poll: the page draws the outcome, and no timer
+
+    _status()
+
+
+def _on_cluster() -> bool:
+    return bool(os.environ.get("TRAINBOARD_RAY_ADDRESS"))
+
+
+def _worth_watching() -> bool:
+    """Whether the sidebar should poll: this session's job is queued or running, or the device
+    check (the cluster connection, on Ray) has not answered yet."""
     job = state.current_job()
-    if job is None:
-        return
-    words = {"queued": f"queued (position {job.position})", "running": "training…", "done": "finished",
-             "failed": "failed", "cancelled": "stopped"}
-    st.markdown(f"**Job:** {words.get(job.state, job.state)}")
-    if job.state in ("queued", "running"):
-        pages.link(pages.TRAIN, "Watch it train", icon=":material/monitoring:")
+    if job is not None and not job.done:
+        return True
+    if _on_cluster():
+        backend = state.job_manager().backend
+        return not backend.connected and not backend.broken
+    return "device" not in _device_probe()
 
 
 def _cluster_status() -> None:
@@ -87,9 +129,12 @@ def _device_probe() -> dict[str, DeviceInfo]:
     found: dict[str, DeviceInfo] = {}
 
     def probe() -> None:
-        from core.device import pick_device
+        from core.device import cpu_device, pick_device
 
-        found["device"] = pick_device()
+        try:
+            found["device"] = pick_device()
+        except Exception:  # a broken torch install: say CPU rather than have every session poll for ever
+            found["device"] = cpu_device()
 
     threading.Thread(target=probe, daemon=True, name="trainboard-device-probe").start()
     return found

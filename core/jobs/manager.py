@@ -10,19 +10,23 @@ optional wall-clock cap per job. Where a job runs is the backend's (``core.jobs.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.events import Event, Message, RunFinished
+from core.jobs import journal
 from core.jobs.backend import Backend, Emitted
 from core.jobs.process import ProcessBackend
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_STATES = frozenset({"done", "failed", "cancelled"})
 FORCED = "Stopped by force: training did not stop in time, so nothing was saved."
-POLL_S = 0.05  # how often the monitor asks the backend what happened
+POLL_S = 0.05  # how often the monitor asks the backend what happened while a job is queued or running
+IDLE_POLL_S = 1.0  # and with none (only worker housekeeping): an idle server costs next to nothing
+LOG = logging.getLogger("trainboard.jobs")  # failed jobs, for the server log
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Job:
     finished: float | None = None
     cancel_requested: float | None = None
     position: int = 0  # 1-based place in the queue while queued
+    marker: Any = None  # its file in the runs folder until it ends (``core.jobs.journal``)
 
     @property
     def done(self) -> bool:
@@ -77,6 +82,7 @@ class JobManager:
         self._pending: list[Job] = []
         self._ids = itertools.count(1)
         self._closed = False
+        self._wake = threading.Event()  # a submit wakes an idle monitor at once
         self._monitor = threading.Thread(target=self._run_monitor, daemon=True, name="trainboard-jobs")
         self._monitor.start()
 
@@ -89,11 +95,14 @@ class JobManager:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
             job = Job(job_id=f"job-{next(self._ids)}", spec=spec, owner=owner, kind=kind)
+            if getattr(spec, "runs_dir", None):  # a restarted server can say this job was lost
+                job.marker = journal.job_started(spec.runs_dir, job.job_id, spec)
             self._seen[owner] = time.time()
             self._jobs[job.job_id] = job
             self._pending.append(job)
             self._renumber()
             self._step()
+        self._wake.set()
         return job.job_id
 
     def get(self, job_id: str) -> Job | None:
@@ -142,18 +151,21 @@ class JobManager:
             if self._closed:
                 return
             self._closed = True
+            self._wake.set()
             for job in self._pending:
-                self._finish(job, "cancelled", error=None)
+                self._finish(job, "cancelled", error=None, lost=True)
             self._pending.clear()
             for job in self._running():
-                self._finish(job, "cancelled", error="The server shut down.")
+                self._finish(job, "cancelled", error="The server shut down.", lost=True)
             self.backend.close()
 
     # ------------------------------------------------------------------ internals
 
     def _run_monitor(self) -> None:
         while not self._closed:
-            time.sleep(POLL_S)
+            busy = any(not job.done for job in list(self._jobs.values()))
+            self._wake.wait(POLL_S if busy else IDLE_POLL_S)
+            self._wake.clear()
             self._step()
 
     def _step(self) -> None:
@@ -173,10 +185,15 @@ class JobManager:
         for i, job in enumerate(self._pending, start=1):
             job.position = i
 
-    def _finish(self, job: Job, state: State, error: str | None, run_dir: str | None = None) -> None:
+    def _finish(self, job: Job, state: State, error: str | None, run_dir: str | None = None,
+                lost: bool = False) -> None:
         job.state, job.error, job.run_dir = state, error, run_dir
         job.finished = time.time()
         job.position = 0
+        if not lost:  # a job the server's shutdown ends keeps its marker: the next server reports it
+            journal.job_ended(job.marker)
+        if state == "failed":
+            LOG.warning("%s (%s) failed: %s", job.job_id, job.owner or "no owner", error)
         if not any(isinstance(e, RunFinished) for e in job.events[-1:]):
             job.events.append(RunFinished(run=run_dir, error=error, cancelled=state == "cancelled"))
 

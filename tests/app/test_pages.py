@@ -467,3 +467,28 @@ def test_runs_delete_asks_first(runs, tmp_path, monkeypatch):
     assert not at.exception
     assert not copy.exists()
     assert "No trained runs yet" in texts(at.info)
+
+
+def test_runs_and_train_say_which_jobs_a_stopped_server_lost(runs, tmp_path, monkeypatch):
+    import subprocess
+
+    from core.jobs import journal
+    from ui import state
+
+    folder = tmp_path / "runs"
+    shutil.copytree(runs["iris"], folder / runs["iris"].name)
+    gone = subprocess.Popen(["true"])  # the earlier server: its process has ended
+    gone.wait()
+    (folder / journal.FOLDER).mkdir()
+    (folder / journal.FOLDER / f"{gone.pid}-job-7.json").write_text(json.dumps(
+        {"name": "sales.csv", "mode": "train", "started": 1.0, "pid": gone.pid, "pid_start": "1"}))
+    monkeypatch.setenv("TRAINBOARD_RUNS", str(folder))
+    state.lost_jobs.clear()  # read once per server: this test is a new server
+    try:
+        at = app("app_pages/runs.py")
+        assert "1 job that was running when the server stopped was lost (sales.csv)" in texts(at.warning)
+        assert len(at.dataframe[0].value) == 1  # the finished run is listed as before
+        at.switch_page("app_pages/train.py").run()
+        assert at.title[0].value == "Train" and "was lost (sales.csv)" in texts(at.warning)
+    finally:
+        state.lost_jobs.clear()

@@ -3,6 +3,7 @@ temporary folder) and a headless Chromium page per test, screenshotted when the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,17 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """The app as a user gets it; yields its URL. Its log is printed when it fails to start."""
+def skip_without_chromium() -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":  # CI installs it (.ci/run): a skip there would hide a broken install
             pytest.fail(f"no Chromium at {CHROMIUM} although CI=true: .ci/run should have installed it")
         pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (`apt-get install chromium`; CI installs it)")
-    folder = tmp_path_factory.mktemp("e2e")
+
+
+@contextlib.contextmanager
+def app_server(folder: Path, env: dict[str, str] | None = None):
+    """``streamlit run app.py`` with its runs in ``folder / "runs"``; yields (URL, process). Its log
+    (``folder / "server.log"``) is printed when it fails to start."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, TRAINBOARD_RUNS=str(folder / "runs"), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, TRAINBOARD_RUNS=str(folder / "runs"), PYTHONUNBUFFERED="1", **(env or {}))
     env.pop("TRAINBOARD_INLINE_JOBS", None)  # the real thing: training in worker processes
     log_path = folder / "server.log"
     with open(log_path, "w") as log:
@@ -43,7 +47,7 @@ def server(tmp_path_factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start; its log:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the server and its training workers
         try:
@@ -54,13 +58,18 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The app as a user gets it; yields its URL."""
+    skip_without_chromium()
+    with app_server(tmp_path_factory.mktemp("e2e")) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":  # CI installs it (.ci/run): a skip there would hide a broken install
-            pytest.fail(f"no Chromium at {CHROMIUM} although CI=true: .ci/run should have installed it")
-        pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need it (`apt-get install chromium`; CI installs it)")
+    skip_without_chromium()
     with sync_playwright() as playwright:
         chromium = launch(playwright)
         yield chromium

@@ -1,0 +1,170 @@
+"""A class in real browsers on one server: several sessions at once each load a table, train, evaluate
+and predict, and see only their own; a browser that goes away mid-training has its job stopped and
+its uploads removed. ``make test`` walks one session; ``make soak`` (``.ci/run``) five at once and
+checks the server's threads and memory come back near where they were."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.runs import list_runs
+from tests.e2e.conftest import app_server, skip_without_chromium
+from tests.e2e.screenshot import select_option, wait_for_app
+from tests.e2e.test_browser import SAMPLES, TRAIN_TIMEOUT_MS, open_evaluate, open_page, outcome, upload
+from ui.widgets import STATUS_POLL_S
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TABLES = ("iris.csv", "wine.csv", "diabetes.csv", "breast_cancer.csv", "churn.csv")
+#: How far the server may stay above its threads and memory from before, once the sessions are gone.
+THREADS_SLACK, MEMORY_SLACK_MB = 6, 300
+QUEUED = re.compile(r"position (\d+) in the queue")
+
+
+@pytest.fixture(scope="module")
+def class_server(tmp_path_factory):
+    """A server of its own: its temporary files in a folder the tests can look into, and a short
+    idle timeout and grace after a disconnect (a browser that has gone loses its jobs within seconds)."""
+    skip_without_chromium()
+    folder = tmp_path_factory.mktemp("class")
+    (folder / "tmp").mkdir()
+    env = {"TMPDIR": str(folder / "tmp"), "TRAINBOARD_IDLE_TTL_S": "20", "TRAINBOARD_DISCONNECT_GRACE_S": "3"}
+    with app_server(folder, env=env) as (url, process):
+        yield url, process, folder
+
+
+def footprint(pid: int) -> tuple[int, float]:
+    """(threads, resident MB) of the server process."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(status["Threads"]), int(status["VmRSS"].split()[0]) / 1024
+
+
+def uploads(folder: Path) -> list[Path]:
+    return sorted((folder / "tmp").glob("trainboard-upload-*"))
+
+
+#: A script-run request names its page (a hash) and widget states: far longer than a heartbeat.
+RERUN_REQUEST_BYTES = 40
+
+
+def record_requests(page) -> list[float]:
+    """When the page asked the server for a script run (its websocket's longer sent frames)."""
+    sent: list[float] = []
+    page.on("websocket", lambda ws: ws.on(
+        "framesent", lambda frame: sent.append(time.monotonic()) if len(frame) >= RERUN_REQUEST_BYTES else None))
+    return sent
+
+
+def walk(browser, url: str, names: tuple[str, ...], quiet_check_s: float = 0.0) -> None:
+    """Sessions at once: each loads its own sample, all start training together (linear models, the
+    server's one worker queues them), then each evaluates and predicts; each sees only its own.
+    ``quiet_check_s``: afterwards, no page may ask the server for anything for that long (idle
+    sessions do not poll)."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in names]
+    pages = [context.new_page() for context in contexts]
+    requests = [record_requests(page) for page in pages]
+    try:
+        for page, name in zip(pages, names, strict=True):
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            wait_for_app(page)
+            page.get_by_role("tab", name="Try a sample").click()
+            page.get_by_role("button", name=name).click()
+            page.get_by_role("heading", name=f"Loaded: {name}").wait_for()
+            open_page(page, "Train")
+            page.locator("summary", has_text="Settings").click()
+            select_option(page, "Model", "Linear model")
+        for page in pages:  # all at once
+            page.get_by_role("button", name="Start training").click()
+        for page in pages:
+            queued = page.get_by_text(QUEUED)
+            queued.or_(page.get_by_role("button", name=re.compile(r"Stop$"))).or_(
+                page.get_by_role("link", name="Open in Evaluate")).first.wait_for(timeout=TRAIN_TIMEOUT_MS)
+            if queued.count():  # a queued job's place: behind at most the others
+                assert 1 <= int(QUEUED.search(queued.first.inner_text()).group(1)) < len(names)
+        for page in pages:
+            assert outcome(page).first.inner_text().startswith("Finished. Model: ")
+        for page, name in zip(pages, names, strict=True):
+            others = [n for n in names if n != name]
+            sidebar = page.get_by_test_id("stSidebar").inner_text()
+            assert name in sidebar and not any(n in sidebar for n in others)
+            open_evaluate(page)
+            main = page.get_by_test_id("stMain").inner_text()
+            assert name in main and not any(n in main for n in others), (name, others)
+            open_page(page, "Predict")
+            upload(page, "A table of new rows", SAMPLES / name)
+            rows = len(pd.read_csv(SAMPLES / name))
+            page.get_by_text(f"{rows:,} predictions with").wait_for(timeout=TRAIN_TIMEOUT_MS)
+            assert page.get_by_text(f"({name})", exact=False).count() >= 1
+        if quiet_check_s:
+            for page in pages:
+                wait_for_app(page)
+            since = time.monotonic()
+            pages[0].wait_for_timeout(quiet_check_s * 1000)
+            assert all(requests), "the pages' requests were not seen: the check could not fail"
+            assert [[t - since for t in sent if t > since] for sent in requests] == [[] for _ in pages]
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def settle_footprint(pid: int, seconds: float = 8.0) -> tuple[int, float]:
+    time.sleep(seconds)  # closed sessions are released, their script threads end
+    return footprint(pid)
+
+
+def test_one_session_walks_the_whole_path_and_sees_only_its_own(browser, class_server):
+    url, _, _ = class_server
+    walk(browser, url, TABLES[:1], quiet_check_s=2.5 * STATUS_POLL_S)
+
+
+@pytest.mark.soak
+def test_five_sessions_at_once_and_the_server_comes_back_to_its_baseline(browser, class_server):
+    url, process, _ = class_server
+    walk(browser, url, TABLES[:1])  # the server's first imports and caches, once
+    threads_before, rss_before = settle_footprint(process.pid)
+    walk(browser, url, TABLES)
+    threads_after, rss_after = settle_footprint(process.pid)
+    print(f"\nbrowser soak: threads {threads_before} → {threads_after}, RSS {rss_before:.0f} → {rss_after:.0f} MB")
+    assert threads_after <= threads_before + THREADS_SLACK
+    assert rss_after <= rss_before + MEMORY_SLACK_MB
+
+
+def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(browser, class_server):
+    url, _, folder = class_server
+    before = uploads(folder)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    wait_for_app(page)
+    upload(page, "A table", SAMPLES / "churn.csv")
+    page.get_by_role("heading", name="Loaded: churn.csv").wait_for()
+    wait_for_app(page)
+    mine = [p for p in uploads(folder) if p not in before]  # this session's private folder
+    assert len(mine) == 1 and any(mine[0].rglob("churn.csv"))
+    open_page(page, "Train")
+    page.locator("summary", has_text="Settings").click()
+    select_option(page, "Model", "Neural network (MLP)")
+    field = page.get_by_label("Most epochs / boosting rounds / trees (0 = automatic)")
+    field.fill("3000")
+    field.press("Enter")
+    wait_for_app(page)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("button", name=re.compile(r"Stop$")).wait_for(timeout=TRAIN_TIMEOUT_MS)
+    context.close()  # the tab is closed mid-training
+
+    runs = folder / "runs"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        stopped = [r for r in list_runs(runs) if r.data.source == "churn.csv" and r.cancelled]
+        if stopped and not mine[0].exists():
+            break
+        time.sleep(1.0)
+    assert not mine[0].exists(), "the session's uploads are still on the server"
+    assert stopped, "the job of the closed session was not stopped"
