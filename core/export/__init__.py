@@ -1,0 +1,1 @@
+"""What a user takes away from a run: the model bundle, the offline report, the code."""
