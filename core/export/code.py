@@ -72,11 +72,11 @@ class _TableScript:
         copied = self._copied()
         header = self._header()
         imports = self.bundle.import_block()
-        parts = [header, "from __future__ import annotations", "import json\nimport sys\n" + imports]
+        parts = [header + "\n\nfrom __future__ import annotations\n\nimport json\nimport sys\n" + imports]
         if copied:
             parts.append(copied)
         parts.append(body)
-        return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
+        return _tidy("\n\n\n".join(p.strip("\n") for p in parts) + "\n")
 
     def _header(self) -> str:
         m = self.m
@@ -109,7 +109,7 @@ class _TableScript:
                "# Trainboard's own pieces, copied from its source (" + ", ".join(modules) + ") so that this",
                "# script needs no Trainboard.",
                "# " + "-" * 96]
-        return "\n".join(out) + "\n\n\n" + "\n\n\n".join(source for _, source in defs)
+        return "\n".join(out) + "\n\n" + "\n\n\n".join(source for _, source in defs)
 
     # -- facts -----------------------------------------------------------------------------------
     def _facts(self) -> str:
@@ -220,11 +220,12 @@ class _TableScript:
 
     def _make_member(self, i: int, member: Member) -> str:
         steps = member.model.steps
-        prep = steps[0][1] if len(steps) == 2 else _pipeline(steps[:-1])
-        final = steps[-1][1]
+        prep, final = steps[0][1], steps[-1][1]
         log = type(final).__name__ == "LogTargetRegressor"
         if log:
             final = final.regressor_
+        if len(steps) > 2:  # steps between the preparation and the model (the forest's missing-value fill)
+            final = _pipeline([*steps[1:-1], (steps[-1][0], final)])
         lines = [f"def make_model{self._suffix(i)}():",
                  f'    """{_family_words(member.key)}: the preparation, then the model."""',
                  "    prep = " + self.writer.expr(prep, 4)]
@@ -254,12 +255,13 @@ class _TableScript:
                     "    # (early stopping, the curve), as the run did.",
                     "    fit_rows, watch_X, watch_y = np.arange(len(y_train)), X_valid, y_valid"]
         if self._refit:
-            lines = ["    # After the contest the winner was fitted again on the training rows; a model that stops",
-                     "    # early watched a tenth of them held apart (the validation rows stay unseen).",
+            if not early:
+                return ["    # After the contest the winner was fitted again on every training row.",
+                        "    fit_rows = np.arange(len(y_train))"]
+            lines = ["    # After the contest the winner was fitted again on the training rows, stopping early on",
+                     "    # a tenth of them held apart (the validation rows stay unseen).",
                      f"    fit_rows, watch_rows = {self.bundle.add(('core.splits', 'split_rows'))}("
                      f"y_train.to_numpy(), TASK, {WATCH_SHARE}, SEED)"]
-            if not early:
-                lines.append("    fit_rows = np.arange(len(y_train))  # this model learns from every row")
         else:
             lines = self._fold_rows_code()
         return lines + ["    watch_X, watch_y = X_train.iloc[watch_rows], y_train.iloc[watch_rows]"]
@@ -394,7 +396,18 @@ class _TableScript:
 def _section(name: str, words: str) -> str:
     bar = "# " + "=" * 96
     wrapped = textwrap.fill(words, 96, initial_indent="# ", subsequent_indent="# ")
-    return f"{bar}\n# {name}\n{wrapped}\n{bar}\n\n"
+    return f"{bar}\n# {name}: {wrapped[2:]}\n{bar}\n"
+
+
+def _tidy(source: str) -> str:
+    """At most two blank lines in a row, and none between the imports."""
+    out: list[str] = []
+    blanks = 0
+    for line in source.splitlines():
+        blanks = blanks + 1 if not line.strip() else 0
+        if blanks <= 2:
+            out.append(line.rstrip())
+    return "\n".join(out).strip("\n") + "\n"
 
 
 def _slug(run_id: str) -> str:
