@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core.errors import RunError
 from core.export.bundler import Bundle
 from core.export.walker import Writer

@@ -107,7 +107,7 @@ class Writer:
         return repr(value)
 
     def _dtype(self, dtype: np.dtype) -> str:
-        if dtype == object:
+        if np.dtype(dtype).kind == "O":
             return "object"
         self.bundle.import_line("import numpy as np")
         return f"np.{np.dtype(dtype).name}"
