@@ -175,3 +175,20 @@ def test_cli_prints_or_writes_the_script(runs, tmp_path):
     outside = subprocess.run(cli[:-2] + ["--runs-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
                              timeout=120)
     assert outside.returncode == 2 and outside.stderr.startswith("error:")
+
+
+def test_blend_of_two_families_is_reproduced_exactly(runs, tmp_path):
+    from dataclasses import replace
+
+    from core.datasets import load_table
+    from core.pipeline import make_plan, prepare_data
+
+    source = SAMPLES / "breast_cancer.csv"
+    plan = make_plan(prepare_data(load_table(source)), Overrides(model="linear"))
+    members = [{"model": "linear", "params": {}}, {"model": "hgb", "params": {"max_iter": 40}}]
+    spec = JobSpec(source=str(source), name=source.name, runs_dir=str(runs),
+                   plan=replace(plan, model="blend", params={"members": members}))
+    run_dir = run_job(spec)
+    assert load_manifest(run_dir)["model"]["key"] == "blend"
+    script = assert_reproduces(run_dir, runs, tmp_path)
+    assert "def train_1(" in script and "def train_2(" in script and "np.mean([predict(X_valid)" in script
