@@ -69,8 +69,9 @@ class _TableScript:
                             self._train(), self._evaluate(), self._main()])
         copied = self._copied()
         header = self._header()
-        imports = self.bundle.import_block()
-        parts = [header + "\n\nfrom __future__ import annotations\n\nimport json\nimport sys\n" + imports]
+        self.bundle.import_line("import json")
+        self.bundle.import_line("import sys")
+        parts = [header + "\n\nfrom __future__ import annotations\n\n" + self.bundle.import_block()]
         if copied:
             parts.append(copied)
         parts.append(body)
@@ -91,7 +92,7 @@ class _TableScript:
                 f'{m["data"]["source"]}, as a plain script.\n\n'
                 f"Trained {m['created']} with {needs}.\n"
                 "Run it with the data file as its argument (by default the file the run was trained from):\n\n"
-                f"    python {_slug(m['run_id'])}.py [data.csv]\n\n"
+                f"    python {script_name(m['run_id'])} [data.csv]\n\n"
                 "It prepares the data as the run did, makes the same split with the same seed, trains the same\n"
                 "model with the same settings and prints its validation metrics as one JSON object on its last\n"
                 "line; on the same data they are the run's own"
@@ -398,7 +399,7 @@ def _section(name: str, words: str) -> str:
 
 
 def _tidy(source: str) -> str:
-    """At most two blank lines in a row, and none between the imports."""
+    """At most two blank lines in a row, no trailing spaces."""
     out: list[str] = []
     blanks = 0
     for line in source.splitlines():
@@ -408,8 +409,9 @@ def _tidy(source: str) -> str:
     return "\n".join(out).strip("\n") + "\n"
 
 
-def _slug(run_id: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in run_id)
+def script_name(run_id: str) -> str:
+    """The script's file name: the run id, safe on every file system."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id) + ".py"
 
 
 def _family_words(key: str) -> str:
