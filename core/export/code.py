@@ -24,6 +24,7 @@ from typing import Any
 from core.errors import RunError
 from core.export.bundler import Bundle
 from core.export.walker import Writer
+from core.types import DROPPED_ROLES
 
 #: The sentence the contest's reasons hold when the winner was fitted again on every training row.
 REFIT_WORDS = "fitted again on all"
@@ -45,14 +46,11 @@ def script_for_run(run_dir: str | Path, runs_dir: str | Path) -> str:
     from core.runs import load_manifest, load_model
 
     model, run = load_model(run_dir, runs_dir)
-    manifest = load_manifest(run.path)
-    if manifest["data"].get("kind") == "images":
-        raise RunError("Show me the code covers tables for now; this run learnt from images.")
-    return _TableScript(manifest, model).source()
+    return _Script(load_manifest(run.path), model).source()
 
 
-class _TableScript:
-    """The script of a table run, section by section."""
+class _Script:
+    """The script of a run, section by section (images: ``core.export.image_code``)."""
 
     def __init__(self, manifest: dict[str, Any], model: Any) -> None:
         self.m = manifest
@@ -61,12 +59,18 @@ class _TableScript:
         self.writer = Writer(self.bundle)
         self.task = manifest["task"]
         self.key = manifest["model"]["key"]
+        self.images = manifest["data"].get("kind") == "images"
         self.members = self._members()
 
     # -- the whole script ------------------------------------------------------------------------
     def source(self) -> str:
-        body = "\n\n".join([self._facts(), self._load(), self._prepare(), self._split(), self._model(),
-                            self._train(), self._evaluate(), self._main()])
+        if self.images:
+            from core.export.image_code import image_script
+
+            body = image_script(self)
+        else:
+            body = "\n\n".join([self._facts(), self._load(), self._prepare(), self._split(), self._model(),
+                                self._train(), self._evaluate(), self._main()])
         copied = self._copied()
         header = self._header()
         self.bundle.import_line("import json")
@@ -80,8 +84,9 @@ class _TableScript:
     def _header(self) -> str:
         m = self.m
         versions = m.get("versions", {})
-        needs = ", ".join(f"{k} {versions[k]}" for k in ("pandas", "numpy", "scikit-learn", "torch") if k in versions
-                          and (k != "torch" or self._torch))
+        libraries = ("numpy", "scikit-learn", "torch", "pillow") if self.images else (
+            "pandas", "numpy", "scikit-learn", "torch")
+        needs = ", ".join(f"{k} {versions[k]}" for k in libraries if k in versions and (k != "torch" or self._torch))
         contest = ""
         if m.get("candidates"):
             contest = ("\nThe run was automatic: a contest chose the model. This script does not hold the contest\n"
@@ -91,9 +96,11 @@ class _TableScript:
         return (f'#!/usr/bin/env python3\n"""Trainboard run {m["run_id"]}: {m["model"]["name"]} on '
                 f'{m["data"]["source"]}, as a plain script.\n\n'
                 f"Trained {m['created']} with {needs}.\n"
-                "Run it with the data file as its argument (by default the file the run was trained from):\n\n"
-                f"    python {script_name(m['run_id'])} [data.csv]\n\n"
-                "It prepares the data as the run did, makes the same split with the same seed, trains the same\n"
+                f"Run it with the {'images (a folder or zip of class folders)' if self.images else 'data file'} as "
+                "its argument (by default what the run was trained from):\n\n"
+                f"    python {script_name(m['run_id'])} [{'images.zip' if self.images else 'data.csv'}]\n\n"
+                + ("It reads the images as the run did" if self.images else "It prepares the data as the run did")
+                + ", makes the same split with the same seed, trains the same\n"
                 "model with the same settings and prints its validation metrics as one JSON object on its last\n"
                 "line; on the same data they are the run's own"
                 + (" (a neural network's within about 0.01)." if self._torch else ".") + contest
@@ -104,22 +111,20 @@ class _TableScript:
         if not defs:
             return ""
         modules = sorted({module for module, _ in defs})
-        out = ["# " + "-" * 96,
-               "# Trainboard's own pieces, copied from its source (" + ", ".join(modules) + ") so that this",
-               "# script needs no Trainboard.",
-               "# " + "-" * 96]
+        words = textwrap.fill("Trainboard's own pieces, copied from its source (" + ", ".join(modules)
+                              + ") so that this script needs no Trainboard.", 96, initial_indent="# ",
+                              subsequent_indent="# ")
+        out = ["# " + "-" * 96, words, "# " + "-" * 96]
         return "\n".join(out) + "\n\n" + "\n\n\n".join(source for _, source in defs)
 
     # -- facts -----------------------------------------------------------------------------------
     def _facts(self) -> str:
         m, data = self.m, self.m["data"]
-        origin = data.get("origin") or {}
-        columns = {c["name"]: c["role"] for c in data.get("columns", []) if c["role"] not in
-                   ("id", "constant", "empty", "ignore")}
+        columns = {c["name"]: c["role"] for c in data.get("columns", []) if c["role"] not in DROPPED_ROLES}
         threshold = self._threshold()
         lines = [
             _section("facts", "What the run recorded."),
-            f"DATA = {origin.get('path') or data['source']!r}  # the file the run was trained from",
+            f"DATA = {self.data_path()!r}  # the file the run was trained from",
             f"TARGET = {data['target']!r}",
             f"TASK = {self.task!r}",
             f"CLASSES = {tuple(data.get('classes') or ())!r}  # in the order of the probability columns",
@@ -133,6 +138,14 @@ class _TableScript:
                          + (f" (chosen {chosen})" if chosen and threshold is not None else ""))
         lines.append(f"METRICS = {list(m['metrics'])!r}  # the run's metric keys")
         return "\n".join(lines)
+
+    def data_path(self) -> str:
+        """The data the run read: its path when recorded (runs before ``data.origin``: its name)."""
+        data = self.m["data"]
+        return (data.get("origin") or {}).get("path") or data["source"]
+
+    def threshold(self) -> float | None:
+        return self._threshold()
 
     def _threshold(self) -> float | None:
         """A binary run's decision threshold as its metrics used it: None (the larger probability)
@@ -194,11 +207,16 @@ class _TableScript:
                      "    valid = valid[~repeat]\n")
         return text + "    return train, valid"
 
+    def dropped_duplicates(self) -> bool:
+        return self._dropped_duplicates()
+
     def _dropped_duplicates(self) -> bool:
         return any(c.get("id") == "split_duplicates" and c.get("acted") for c in self.m.get("checks") or [])
 
     # -- model -----------------------------------------------------------------------------------
     def _members(self) -> list[Member]:
+        if self.images:
+            return [Member(self.key, self.model)]
         if self.key == "blend":
             keys = [member["model"] for member in self.m["model"]["params"].get("members", [])]
             models = list(self.model.members)
@@ -209,7 +227,7 @@ class _TableScript:
 
     @property
     def _torch(self) -> bool:
-        return any(m.key == "mlp" for m in self.members)
+        return any(m.key in ("mlp", "cnn") for m in self.members)
 
     def _model(self) -> str:
         out = [_section("model", "The model with the run's settings, written from its fitted parameters.")]

@@ -192,3 +192,18 @@ def test_blend_of_two_families_is_reproduced_exactly(runs, tmp_path):
     assert load_manifest(run_dir)["model"]["key"] == "blend"
     script = assert_reproduces(run_dir, runs, tmp_path)
     assert "def train_1(" in script and "def train_2(" in script and "np.mean([predict(X_valid)" in script
+
+
+@pytest.mark.slow
+def test_cnn_on_a_few_digit_images_is_reproduced(runs, tmp_path):
+    """The image sample, cut to 12 pictures a class and two epochs to stay quick."""
+    images = tmp_path / "digits"
+    for folder in sorted((SAMPLES / "digits").iterdir()):
+        (images / folder.name).mkdir(parents=True)
+        for picture in sorted(folder.glob("*.png"))[:12]:
+            (images / folder.name / picture.name).write_bytes(picture.read_bytes())
+    run_dir = train(images, runs, max_epochs=2)
+    manifest = load_manifest(run_dir)
+    assert manifest["model"]["key"] == "cnn" and manifest["data"]["kind"] == "images"
+    script = assert_reproduces(run_dir, runs, tmp_path, tolerance=0.01)
+    assert "class ConvNet(" in script and "OneCycleLR(" in script and "def _augment(" in script
