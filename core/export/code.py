@@ -238,7 +238,7 @@ class _Script:
     def _make_member(self, i: int, member: Member) -> str:
         steps = member.model.steps
         prep, final = steps[0][1], steps[-1][1]
-        log = type(final).__name__ == "LogTargetRegressor"
+        log = _on_log_scale(member)
         if log:
             final = final.regressor_
         if len(steps) > 2:  # steps between the preparation and the model (the forest's missing-value fill)
@@ -254,8 +254,6 @@ class _Script:
             lines.append("    return prep, model")
         if log:
             lines.insert(2, "    # It learns log(target) and predicts exp of that: the target is positive with a long tail.")
-        self._logs = getattr(self, "_logs", {})
-        self._logs[i] = log
         return "\n".join(lines)
 
     def _suffix(self, i: int) -> str:
@@ -266,7 +264,7 @@ class _Script:
         """Which training rows the delivered model learnt from and which it stopped on."""
         from core.models import get_family
 
-        early = get_family(key).early_stops or key == "mlp"
+        early = get_family(key).early_stops
         if not self.m.get("candidates"):
             return ["    # Not a contest: the model learnt from every training row and watched the validation rows",
                     "    # (early stopping, the curve), as the run did.",
@@ -321,7 +319,7 @@ class _Script:
         return "\n\n\n".join(out)
 
     def _train_member(self, i: int, member: Member) -> str:
-        log = self._logs.get(i, False)
+        log = _on_log_scale(member)
         target = "np.log(y.to_numpy(dtype=float))" if log else "y.to_numpy()"
         lines = [f"def train{self._suffix(i)}(X_train, y_train, X_valid, y_valid):",
                  f'    """{_family_words(member.key)}, fitted; returns a function that predicts."""',
@@ -436,6 +434,12 @@ def _family_words(key: str) -> str:
     from core.models import get_family
 
     return get_family(key).label
+
+
+def _on_log_scale(member: Member) -> bool:
+    """Whether the member learnt log(target) (``core.models.tabular.LogTargetRegressor``)."""
+    steps = getattr(member.model, "steps", None)
+    return bool(steps) and type(steps[-1][1]).__name__ == "LogTargetRegressor"
 
 
 def _pipeline(steps: list) -> Any:

@@ -72,7 +72,7 @@ def runs(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("sample", ["iris", "wine", "breast_cancer", "diabetes", "churn"])
 def test_auto_run_on_each_sample_is_reproduced_exactly(sample, runs, tmp_path):
-    run_dir = train(SAMPLES / f"{sample}.csv", runs, time_budget=15)
+    run_dir = train(SAMPLES / f"{sample}.csv", runs, time_budget=8)
     # The default data path is the file the run read: no argument needed.
     script = assert_reproduces(run_dir, runs, tmp_path)
     for section in ("load", "prepare", "split", "model", "train", "evaluate"):
@@ -113,7 +113,7 @@ def test_mixed_table_roles_are_what_the_tests_mean(mixed, runs):
 
 
 def test_auto_run_with_text_date_and_rare_class_keeps_its_threshold(mixed, runs, tmp_path):
-    run_dir = train(mixed, runs, target="left", time_budget=25)
+    run_dir = train(mixed, runs, target="left", time_budget=12)
     manifest = load_manifest(run_dir)
     assert manifest["task"] == "binary" and manifest["threshold"]["chosen_by"] == "out-of-fold"
     script = assert_reproduces(run_dir, runs, tmp_path, data=mixed)
@@ -142,7 +142,7 @@ def test_forest_regression_on_a_log_scale_is_reproduced_exactly(runs, tmp_path):
 
 
 def test_mlp_training_loop_is_written_out_in_torch(mixed, runs, tmp_path):
-    run_dir = train(mixed, runs, model="mlp", target="left")
+    run_dir = train(mixed, runs, model="mlp", target="left", max_epochs=8)
     script = assert_reproduces(run_dir, runs, tmp_path, tolerance=0.01, data=mixed)
     assert "torch.optim.AdamW(" in script and "def build_module(" in script
 
