@@ -408,21 +408,43 @@ class _Script:
 # ---------------------------------------------------------------- helpers
 
 
+_BAR = "# " + "=" * 96
+
+
 def _section(name: str, words: str) -> str:
-    bar = "# " + "=" * 96
-    wrapped = textwrap.fill(words, 96, initial_indent="# ", subsequent_indent="# ")
-    return f"{bar}\n# {name}: {wrapped[2:]}\n{bar}\n"
+    wrapped = textwrap.fill(f"{name}: {words}", 96, initial_indent="# ", subsequent_indent="# ")
+    return f"{_BAR}\n{wrapped}\n{_BAR}\n"
 
 
 def _tidy(source: str) -> str:
-    """At most two blank lines in a row, no trailing spaces."""
+    """No trailing spaces; two blank lines before a section's banner, one after it, at most two
+    anywhere else."""
+    lines = [line.rstrip() for line in source.splitlines()]
     out: list[str] = []
-    blanks = 0
-    for line in source.splitlines():
-        blanks = blanks + 1 if not line.strip() else 0
-        if blanks <= 2:
-            out.append(line.rstrip())
+    for i, line in enumerate(lines):
+        if not line:
+            if (out and not out[-1] and _closes_banner(out[:-1])) or (len(out) >= 2 and out[-1] == out[-2] == ""):
+                continue
+        elif line == _BAR and i + 1 < len(lines) and lines[i + 1].startswith("# ") and lines[i + 1] != _BAR:
+            while out and not out[-1]:
+                out.pop()
+            out += ["", ""] if out else []
+        elif _closes_banner(out):
+            out.append("")
+        out.append(line)
     return "\n".join(out).strip("\n") + "\n"
+
+
+def _closes_banner(out: list[str]) -> bool:
+    """Whether the last line written closes a section's banner (a bar, comment lines, a bar)."""
+    if not out or out[-1] != _BAR:
+        return False
+    for line in reversed(out[-6:-1]):
+        if line == _BAR:
+            return True
+        if not line.startswith("# "):
+            return False
+    return False
 
 
 def script_name(run_id: str) -> str:

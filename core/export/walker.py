@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import textwrap
 import types
 from typing import Any
 
@@ -54,6 +55,7 @@ class Writer:
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
+        self._output: str | None = None  # the set_output an enclosing estimator passes on to its parts
 
     def expr(self, value: Any, indent: int = 0) -> str:
         one = self._expr(value, indent, flat=True)
@@ -75,8 +77,7 @@ class Writer:
             return repr(int(value))
         if isinstance(value, np.ndarray):
             self.bundle.import_line("import numpy as np")
-            items = self._child(value.tolist(), indent + 9, flat)
-            return f"np.array({items}, dtype={self._dtype(value.dtype)})"
+            return self._array(value, indent, flat)
         if isinstance(value, np.dtype):
             return self._dtype(value)
         if isinstance(value, type) and issubclass(value, np.generic):
@@ -106,9 +107,23 @@ class Writer:
             return 'float("inf")' if value > 0 else '-float("inf")'
         return repr(value)
 
+    def _array(self, value: np.ndarray, indent: int, flat: bool) -> str:
+        """``np.array([...], dtype=...)``; a long one-dimensional array wrapped several items a line."""
+        dtype = self._dtype(value.dtype)
+        items = [self._expr(v, indent + 8, True) for v in value.tolist()] if value.ndim == 1 else None
+        if flat or items is None:
+            return f"np.array({self._child(value.tolist(), indent + 4, flat)}, dtype={dtype})"
+        pad = " " * (indent + 4)
+        lines = textwrap.wrap(", ".join(items), WIDTH - len(pad), break_long_words=False, break_on_hyphens=False)
+        return "np.array(\n" + pad + "[" + ("\n" + pad + " ").join(lines) + f"],\n{pad}dtype={dtype},\n" + \
+            " " * indent + ")"
+
     def _dtype(self, dtype: np.dtype) -> str:
-        if np.dtype(dtype).kind == "O":
+        kind = np.dtype(dtype).kind
+        if kind == "O":
             return "object"
+        if kind == "b":
+            return "bool"
         self.bundle.import_line("import numpy as np")
         return f"np.{np.dtype(dtype).name}"
 
@@ -138,11 +153,16 @@ class Writer:
         name = self._named(type(est))
         params = self._changed_params(est)
         first = POSITIONAL.get(type(est).__name__)
-        args = [self._child(params.pop(first), indent + 4, flat)] if first in params else []
-        args += [f"{k}={self._child(v, indent + 4, flat)}" for k, v in params.items()]
-        text = self._wrap(f"{name}(", ")", args, indent, flat)
         output = getattr(est, "_sklearn_output_config", {}).get("transform")
-        if output:  # set_output is not a constructor parameter
+        inherited = output is not None and output == self._output
+        outer, self._output = self._output, output or self._output
+        try:
+            args = [self._child(params.pop(first), indent + 4, flat)] if first in params else []
+            args += [f"{k}={self._child(v, indent + 4, flat)}" for k, v in params.items()]
+        finally:
+            self._output = outer
+        text = self._wrap(f"{name}(", ")", args, indent, flat)
+        if output and not inherited:  # set_output is not a constructor parameter; it reaches the parts itself
             text += f".set_output(transform={output!r})"
         return text
 
