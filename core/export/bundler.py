@@ -77,6 +77,16 @@ class _Names(ast.NodeVisitor):
             raise ValueError(f"a definition imports Trainboard inside its body ({node.module}); it cannot be copied")
 
 
+def _with_comments(source: str, node: ast.stmt) -> str:
+    """A definition's source with its decorators and the comment lines just above it (what a
+    constant means is written there: ``#: ...``)."""
+    lines = source.splitlines()
+    first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+    while first > 1 and lines[first - 2].lstrip().startswith("#"):
+        first -= 1
+    return "\n".join(lines[first - 1:node.end_lineno])
+
+
 def _reads(node: ast.stmt) -> set[str]:
     visitor = _Names()
     visitor.visit(node)
@@ -112,10 +122,7 @@ class Bundle:
             raise KeyError(f"{name} is not defined at the top of {module}")
         for read in sorted(_reads(node) - {name}):
             self._need(module, info, read)
-        segment = ast.get_source_segment(info.source, node, padded=False)
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.decorator_list:
-            first = min(d.lineno for d in node.decorator_list)
-            segment = "\n".join(info.source.splitlines()[first - 1:node.end_lineno])
+        segment = _with_comments(info.source, node)
         if segment not in self._done.values():  # one assignment may bind several names
             self._done[key] = segment
 
