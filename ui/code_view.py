@@ -25,12 +25,15 @@ def code_section(run: RunRecord) -> None:
         except (TrainboardError, OSError) as err:
             st.info(f"No code for this run: {err}")
             return
-        libraries = "pandas, scikit-learn and torch" if "import torch" in script else "pandas and scikit-learn"
+        images = run.data.kind == "images"
+        libraries = ("Pillow, numpy and torch" if images else "pandas, scikit-learn and torch" if "import torch" in script
+                     else "pandas and scikit-learn")
         st.markdown(f"This run as one plain Python script — {libraries}, no Trainboard needed. It loads the "
                     "data, prepares it, makes the same split with the same seed, trains the same model with the "
                     "same settings and prints the validation scores shown above.")
-        st.caption("Run it with `python " + _file_name(run) + " your_data.csv`; its last line is the scores "
-                   "as JSON. The copy button is at the code's top right.")
+        data = "your_images.zip" if images else "your_data.csv"
+        st.caption(f"Run it with `python {_file_name(run)} {data}`; its last line is the scores as JSON. The copy "
+                   "button is at the code's top right.")
         st.download_button("Download the script", script, file_name=_file_name(run), mime="text/x-python",
                            icon=":material/download:", key=f"code-download-{run.run_id}")
         st.code(script, language="python", line_numbers=True, height=480)

@@ -87,24 +87,26 @@ class _Script:
         libraries = ("numpy", "scikit-learn", "torch", "pillow") if self.images else (
             "pandas", "numpy", "scikit-learn", "torch")
         needs = ", ".join(f"{k} {versions[k]}" for k in libraries if k in versions and (k != "torch" or self._torch))
-        contest = ""
+        what = "images (a folder or zip of class folders)" if self.images else "data file"
+        paragraphs = [
+            f"Trainboard run {m['run_id']}: {m['model']['name']} on {m['data']['source']}, as a plain script.",
+            f"Trained {m['created']} with {needs}. Run it with the {what} as its argument (by default what "
+            "the run was trained from):",
+            f"    python {script_name(m['run_id'])} [{'images.zip' if self.images else 'data.csv'}]",
+            ("It reads the images as the run did" if self.images else "It prepares the data as the run did")
+            + ", makes the same split with the same seed, trains the same model with the same settings and "
+            "prints its validation metrics as one JSON object on its last line; on the same data they are the "
+            "run's own" + (" (a neural network's within about 0.01: the same on the same machine and threads)."
+                           if self._torch else "."),
+        ]
         if m.get("candidates"):
-            contest = ("\nThe run was automatic: a contest chose the model. This script does not hold the contest\n"
-                       "again; it trains the model the contest delivered, with the same settings, on the same\n"
-                       "rows" + (" (all the training rows, as the run did after the contest)" if self._refit else "")
-                       + ", and decides at the threshold the contest chose out of fold.")
-        return (f'#!/usr/bin/env python3\n"""Trainboard run {m["run_id"]}: {m["model"]["name"]} on '
-                f'{m["data"]["source"]}, as a plain script.\n\n'
-                f"Trained {m['created']} with {needs}.\n"
-                f"Run it with the {'images (a folder or zip of class folders)' if self.images else 'data file'} as "
-                "its argument (by default what the run was trained from):\n\n"
-                f"    python {script_name(m['run_id'])} [{'images.zip' if self.images else 'data.csv'}]\n\n"
-                + ("It reads the images as the run did" if self.images else "It prepares the data as the run did")
-                + ", makes the same split with the same seed, trains the same\n"
-                "model with the same settings and prints its validation metrics as one JSON object on its last\n"
-                "line; on the same data they are the run's own"
-                + (" (a neural network's within about 0.01)." if self._torch else ".") + contest
-                + '\n"""')
+            paragraphs.append(
+                "The run was automatic: a contest chose the model. This script does not hold the contest again; "
+                "it trains the model the contest delivered, with the same settings, on the same rows"
+                + (" (all the training rows, as the run did after the contest)" if self._refit else "")
+                + (", and decides at the threshold the contest chose out of fold." if self.task == "binary" else "."))
+        text = "\n\n".join(p if p.startswith("    ") else textwrap.fill(p, 96) for p in paragraphs)
+        return f'#!/usr/bin/env python3\n"""{text}\n"""'
 
     def _copied(self) -> str:
         defs = self.bundle.definitions()
