@@ -207,3 +207,27 @@ def test_cnn_on_a_few_digit_images_is_reproduced(runs, tmp_path):
     assert manifest["model"]["key"] == "cnn" and manifest["data"]["kind"] == "images"
     script = assert_reproduces(run_dir, runs, tmp_path, tolerance=0.01)
     assert "class ConvNet(" in script and "OneCycleLR(" in script and "def _augment(" in script
+
+
+@pytest.mark.parametrize("n", [3000, 60_000])  # the contest's folds; from 50,000 rows one held-apart slice
+def test_copied_contest_folds_match_the_contest(n, tmp_path):
+    """A run kept from the contest (no refit) learnt from the contest's rows: the copy of
+    ``judging`` in the script must cut the training rows exactly as the contest did."""
+    from core.contest import judging
+    from core.export.bundler import Bundle
+
+    bundle = Bundle()
+    bundle.add(("core.contest", "judging"))
+    source = "\n\n\n".join(["from __future__ import annotations\nimport json\nimport sys\n" + bundle.import_block(),
+                            *(text for _, text in bundle.definitions()),
+                            'y = pd.Series(np.random.default_rng(0).choice(["a", "b"], int(sys.argv[1])))\n'
+                            'print(json.dumps([[part.tolist() for part in fold] for fold in judging(y, "binary", 0).folds]))'])
+    (tmp_path / "folds.py").write_text(source)
+    done = subprocess.run([sys.executable, "-I", "folds.py", str(n)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = judging(pd.Series(np.random.default_rng(0).choice(["a", "b"], n)), "binary", 0)
+    got = json.loads(done.stdout)
+    assert len(got) == len(expected.folds)
+    for mine, theirs in zip(got, expected.folds, strict=True):
+        assert all(np.array_equal(np.asarray(a), b) for a, b in zip(mine, theirs, strict=True))
