@@ -5,7 +5,7 @@ import streamlit as st
 from core import plots, readings
 from core.errors import TrainboardError
 from core.evaluation import METRIC_NAMES, PROBA_PREFIX, reference_name, verdict
-from ui import closer_view, report_view, state, views
+from ui import closer_view, code_view, report_view, state, views
 from ui.bundle_view import bundle_button
 from ui.chart_notes import notes
 from ui.compare_view import contest_section
@@ -145,6 +145,7 @@ if not run.worst.empty:
 closer_view.row_section(run)  # one prediction explained, column by column
 
 # ---------------------------------------------------------------- details
+code_view.code_section(run)  # the run as a standalone script
 with st.expander("Model details: why this model, its settings, device, timings, versions"):
     st.markdown("\n".join(f"- {reason}" for reason in run.model.reasons))
     for message in run.messages:

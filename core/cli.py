@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a saved run's manifest summary")
     show.add_argument("run_dir")
 
+    code = sub.add_parser("code", help="print (or --out: write) a standalone Python script that reproduces a run")
+    code.add_argument("run_dir")
+    code.add_argument("--out", help="write the script to this file instead of printing it")
+    code.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR),
+                      help="the runs folder RUN_DIR lies in (only runs inside it are loaded)")
+
     check = sub.add_parser("check", help="run the data checks on a table, an image folder or a zip: findings in "
                                          "words on stderr, one JSON object as the last stdout line")
     check.add_argument("path")
@@ -261,6 +267,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_code(args: argparse.Namespace) -> int:
+    """The run's script on stdout, or written to ``--out`` (then one JSON line says where)."""
+    from core.export.code import script_for_run
+
+    script = script_for_run(args.run_dir, args.runs_dir)
+    if args.out is None:
+        sys.stdout.write(script)
+        return 0
+    Path(args.out).write_text(script, encoding="utf-8")
+    print(json.dumps({"out": str(args.out), "lines": script.count("\n")}))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """The data checks the Data page shows; exits 0 whatever they find (2 only for input it cannot read)."""
     from core.checks import apply_checks, describe, summary
@@ -284,7 +303,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "compare": cmd_compare, "predict": cmd_predict, "report": cmd_report, "show": cmd_show,
-            "check": cmd_check, "bundle": cmd_bundle}
+            "check": cmd_check, "bundle": cmd_bundle, "code": cmd_code}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

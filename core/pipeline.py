@@ -20,7 +20,7 @@ from core.errors import DataError, TrainboardError
 from core.evaluation import evaluate
 from core.events import Callback, Message, NeverStop, RunFinished, StopFlag, ignore
 from core.planner import Overrides, plan
-from core.runs import DEFAULT_RUNS_DIR, save_run
+from core.runs import DEFAULT_RUNS_DIR, origin_section, save_run
 from core.training import fit_split, split_data
 from core.types import Dataset, ImageData, Plan, Prepared
 
@@ -107,7 +107,10 @@ def run_job(spec: JobSpec, on_event: Callback = ignore, stop: StopFlag | None = 
 def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    prepared = prepare_data(load_dataset(spec.source, spec.display_name), spec.target, spec.roles)
+    loaded = load_dataset(spec.source, spec.display_name)
+    origin = origin_section(spec.source, loaded.load)
+    prepared = prepare_data(loaded, spec.target, spec.roles)
+    del loaded  # the prepared table holds what training needs
     timings["load_s"] = round(time.perf_counter() - t0, 3)
     t_checks = time.perf_counter()
     prepared = apply_checks(prepared, spec.roles, spec.checks_off)  # the Data page's checks and their actions
@@ -128,7 +131,7 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     evaluation = evaluate(result, classes, row_labels=row_labels)
     extra = _image_artifacts(prepared, result, evaluation) if isinstance(prepared, ImageData) else {}
     timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
-    run_dir = save_run(spec.runs_dir, result, evaluation, prepared, spec.display_name, timings, extra)
+    run_dir = save_run(spec.runs_dir, result, evaluation, prepared, spec.display_name, timings, extra, origin)
     on_event(RunFinished(run=str(run_dir), stopped_early=result.main.stopped_early,
                          cancelled=result.main.cancelled))
     return run_dir

@@ -36,7 +36,7 @@ from core.run_record import (
     read_run,
 )
 from core.trusted import trusted_folder
-from core.types import ImageData, Prepared
+from core.types import ImageData, LoadReport, Prepared
 
 if TYPE_CHECKING:  # only for annotations: training imports the contest, which saves through here
     from core.training import TrainResult
@@ -104,6 +104,13 @@ def data_section(data: Prepared | ImageData, source: str, n_rows: int) -> dict[s
             "n_rows_dropped": int(data.n_rows_dropped), "messages": list(data.messages)}
 
 
+def origin_section(path: str | Path, load: LoadReport) -> dict[str, Any]:
+    """The manifest's ``data.origin``: the file or folder the run read (absolute) and how it was
+    parsed (format, encoding, delimiter, decimal mark), so ``core.export.code`` reads it the same way."""
+    return {"path": str(Path(path).resolve()), "format": load.format, "encoding": load.encoding,
+            "delimiter": load.delimiter, "decimal": load.decimal}
+
+
 def threshold_section(threshold: Threshold | None) -> dict[str, Any] | None:
     """The manifest's ``threshold``: ``{"value", "metric", "chosen_by"}`` for binary runs, else None."""
     return None if threshold is None else asdict(threshold)
@@ -153,11 +160,13 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
 
 
 def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, data: Prepared | ImageData,
-             source: str, timings: dict[str, float], extra_files: dict[str, Any] | None = None) -> Path:
+             source: str, timings: dict[str, float], extra_files: dict[str, Any] | None = None,
+             origin: dict[str, Any] | None = None) -> Path:
     """Write the run folder atomically and return its path.
 
     ``extra_files`` maps file names to callables ``write(path)`` for family-specific artefacts
-    (e.g. image saliency arrays).
+    (e.g. image saliency arrays). ``origin`` is where the data came from and how it was read
+    (``origin_section``): the manifest's ``data.origin``, which the run's code reads again.
     """
     runs_dir = Path(runs_dir)
     # Evaluate's "look closer" needs validation inputs the run would not otherwise keep (bounded).
@@ -179,6 +188,7 @@ def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, 
             write(tmp / name)
         timings = dict(timings, save_s=round(time.perf_counter() - t0, 3))
         manifest = build_manifest(run_id, result, evaluation, data, source, timings)
+        manifest["data"]["origin"] = jsonable(origin)
         manifest["files"] = sorted(files + [PREDICTIONS_FILE] + list(extra_files or {}))
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         final = runs_dir / run_id
