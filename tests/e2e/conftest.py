@@ -58,10 +58,16 @@ def app_server(folder: Path, env: dict[str, str] | None = None):
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def server_home(tmp_path_factory) -> Path:
+    """The ``server``'s folder: its log, and the runs it saves under ``runs/``."""
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def server(server_home):
     """The app as a user gets it; yields its URL."""
     skip_without_chromium()
-    with app_server(tmp_path_factory.mktemp("e2e")) as (url, _):
+    with app_server(server_home) as (url, _):
         yield url
 
 

@@ -1,4 +1,5 @@
 """The whole path in a real browser: upload → target → train live → evaluate (ARCHITECTURE.md, "The flow").
+A table's path, on to what a user takes away from Evaluate, is in test_takeaway_browser.py.
 
 Drives headless Chromium (``/usr/bin/chromium``) with Playwright against ``streamlit run app.py``
 (see conftest.py). Training runs in the app's real worker processes, so these take a minute.
@@ -6,15 +7,13 @@ Drives headless Chromium (``/usr/bin/chromium``) with Playwright against ``strea
 
 from __future__ import annotations
 
-import json
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.screenshot import select_option, wait_for_app
+from tests.e2e.screenshot import wait_for_app
 
 # No Chromium: the ``server`` and ``browser`` fixtures (conftest.py) skip, or fail when CI=true.
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -67,43 +66,18 @@ def open_evaluate(page) -> None:
     wait_for_app(page)
 
 
-def set_most_epochs(page, epochs: int) -> None:
-    page.locator("summary", has_text="Settings").click()
-    field = page.get_by_label("Most epochs / boosting rounds / trees (0 = automatic)")
-    field.fill(str(epochs))
+def set_setting(page, label: str, value: int) -> None:
+    """Open the Train page's Settings (if closed) and type ``value`` into the number field ``label``."""
+    field = page.get_by_label(label, exact=True)
+    if not field.is_visible():
+        page.locator("summary", has_text="Settings").click()
+    field.fill(str(value))
     field.press("Enter")
     wait_for_app(page)
 
 
-def test_upload_csv_train_live_and_evaluate(page):
-    upload(page, "A table", SAMPLES / "churn.csv")
-    page.get_by_role("heading", name="Loaded: churn.csv").wait_for()
-    wait_for_app(page)
-    select_option(page, "Target column", "churned")
-    page.get_by_text("a yes/no question").wait_for()
-    assert page.get_by_text("Ready: 10 columns will be used to predict 'churned'.").is_visible()
-
-    open_page(page, "Train")
-    start_training(page)
-    expect(outcome(page)).to_have_text(re.compile(r"^Finished\. Model: "))
-    open_evaluate(page)
-
-    assert page.get_by_text("churn.csv", exact=False).first.is_visible()
-    chart_titled(page, "Confusion matrix").wait_for()
-    chart_titled(page, "Precision-recall").wait_for()
-    # churn is imbalanced (18% yes): the page says so and leads with precision-recall
-    assert page.get_by_test_id("stAlertContentInfo").filter(has_text="accuracy misleads here").is_visible()
-    # four headline scores, then the operating point of a binary run at its threshold
-    labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
-    assert [label.strip() for label in labels] == ["ROC AUC", "Average precision", "Balanced accuracy", "Accuracy",
-                                                  "Precision", "Recall", "Called “yes”"]
-    # the model to take away: a zip with the manifest (its threshold), the model and the README to use it
-    with page.expect_download(timeout=60_000) as download:
-        page.get_by_role("button", name="Download the model (zip)").click()
-    with zipfile.ZipFile(download.value.path()) as bundle:
-        assert bundle.namelist()[:3] == ["README.md", "manifest.json", "requirements.txt"]
-        assert json.loads(bundle.read("manifest.json"))["threshold"]["value"] is not None
-        assert "```python" in bundle.read("README.md").decode()
+def set_most_epochs(page, epochs: int) -> None:
+    set_setting(page, "Most epochs / boosting rounds / trees (0 = automatic)", epochs)
 
 
 def test_changing_a_column_role_in_the_grid(page):

@@ -1,7 +1,7 @@
 """The offline report in a real browser, with the network off: opened from disk (``file://``), every
 chart it says it holds is drawn by the embedded plotly.js, nothing is requested from anywhere else,
-and the console stays clean; and the report as a user gets it, downloaded from the Evaluate page
-after training in the browser."""
+and the console stays clean. The report as a user gets it, downloaded from the Evaluate page after
+training in the browser, is checked with this file's ``assert_draws_offline`` in test_takeaway_browser.py."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 
 from core.export.report import CHARTS_META, write_report
 from core.pipeline import JobSpec, run_job
 from core.planner import Overrides
 from tests.app.test_pages import tiny_shapes
 from tests.core.helpers import churn_like
-from tests.e2e.screenshot import wait_for_app
-from tests.e2e.test_browser import open_evaluate, open_page, outcome, start_training
 
 pytestmark = [pytest.mark.e2e]
 
@@ -43,28 +40,6 @@ def reports(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize("kind", ["table", "images"])
 def test_the_report_draws_every_chart_offline(browser, reports, kind):
     assert_draws_offline(browser, reports[kind], pictures_expected=kind == "images")
-
-
-@pytest.mark.slow
-def test_the_report_downloaded_from_evaluate_opens_offline(page, browser, tmp_path):
-    page.get_by_role("tab", name="Try a sample").click()
-    page.get_by_role("button", name="iris.csv").click()
-    page.get_by_text("Ready: 4 columns will be used to predict 'species'.").wait_for()
-    wait_for_app(page)
-    open_page(page, "Train")
-    start_training(page)
-    expect(outcome(page)).to_have_text(re.compile(r"^Finished\. Model: "))
-    open_evaluate(page)
-    page.get_by_role("button", name="Prepare the offline report").click()
-    button = page.get_by_role("button", name="Download the report (HTML)")
-    button.wait_for(timeout=60_000)
-    with page.expect_download() as download:
-        button.click()
-    saved = tmp_path / download.value.suggested_filename
-    download.value.save_as(saved)
-    assert saved.name.endswith("-report.html")
-    assert "iris.csv" in saved.read_text(encoding="utf-8")
-    assert_draws_offline(browser, saved, pictures_expected=False)
 
 
 def assert_draws_offline(browser, path: Path, pictures_expected: bool) -> None:
