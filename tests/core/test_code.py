@@ -214,12 +214,12 @@ def test_copied_contest_folds_match_the_contest(n, tmp_path):
     """A run kept from the contest (no refit) learnt from the contest's rows: the copy of
     ``judging`` in the script must cut the training rows exactly as the contest did."""
     from core.contest import judging
-    from core.export.bundler import Bundle
+    from core.export.source import FlatSource
 
-    bundle = Bundle()
-    bundle.add(("core.contest", "judging"))
-    source = "\n\n\n".join(["from __future__ import annotations\nimport json\nimport sys\n" + bundle.import_block(),
-                            *(text for _, text in bundle.definitions()),
+    pieces = FlatSource()
+    pieces.add(("core.contest", "judging"))
+    source = "\n\n\n".join(["from __future__ import annotations\nimport json\nimport sys\n" + pieces.import_block(),
+                            *(text for _, text in pieces.definitions()),
                             'y = pd.Series(np.random.default_rng(0).choice(["a", "b"], int(sys.argv[1])))\n'
                             'print(json.dumps([[part.tolist() for part in fold] for fold in judging(y, "binary", 0).folds]))'])
     (tmp_path / "folds.py").write_text(source)
