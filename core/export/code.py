@@ -26,7 +26,8 @@ from core.export.source import FlatSource
 from core.export.walker import Writer
 from core.types import DROPPED_ROLES
 
-#: The sentence the contest's reasons hold when the winner was fitted again on every training row.
+#: The sentence the contest's reasons hold when the winner was fitted again on every training row
+#: (read only for runs saved before the manifest's ``contest.refit``).
 REFIT_WORDS = "fitted again on all"
 #: The inner slice a delivered model stops on (``core.contest._refit``, ``core.compare._score_fold``).
 WATCH_SHARE = 0.1
@@ -46,15 +47,16 @@ def script_for_run(run_dir: str | Path, runs_dir: str | Path) -> str:
     from core.runs import load_manifest, load_model
 
     model, run = load_model(run_dir, runs_dir)
-    return _Script(load_manifest(run.path), model).source()
+    return _Script(load_manifest(run.path), model, run.contest_refit).source()
 
 
 class _Script:
     """The script of a run, section by section (images: ``core.export.image_code``)."""
 
-    def __init__(self, manifest: dict[str, Any], model: Any) -> None:
+    def __init__(self, manifest: dict[str, Any], model: Any, contest_refit: bool | None = None) -> None:
         self.m = manifest
         self.model = model
+        self.contest_refit = contest_refit  # ``RunRecord.contest_refit``
         self.pieces = FlatSource()
         self.writer = Writer(self.pieces)
         self.task = manifest["task"]
@@ -119,7 +121,7 @@ class _Script:
         out = ["# " + "-" * 96, words, "# " + "-" * 96]
         pieces, previous = [], None
         for module, source in defs:  # each module's pieces together, in its source's order
-            pieces.append(source if module == previous else f"# ---- from {module} ----\n{source}")
+            pieces.append(source if module == previous else f"# ---- {module} ----\n{source}")
             previous = module
         return "\n".join(out) + "\n\n" + "\n\n\n".join(pieces)
 
@@ -314,8 +316,14 @@ class _Script:
 
     @property
     def _refit(self) -> bool:
+        """Whether the contest fitted its winner again on every training row."""
+        if not self.m.get("candidates"):
+            return False
+        if self.contest_refit is not None:
+            return self.contest_refit
+        # A run saved before the manifest recorded ``contest.refit``: its delivery sentence says it.
         reasons = (self.m.get("contest") or {}).get("reasons") or []
-        return bool(self.m.get("candidates")) and any(REFIT_WORDS in r for r in reasons)
+        return any(REFIT_WORDS in r for r in reasons)
 
     def _train(self) -> str:
         self.pieces.import_line("import numpy as np")
