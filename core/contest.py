@@ -58,6 +58,7 @@ class ContestOutcome:
     model: str  # registry key of the delivered model ("blend" for an average)
     params: dict[str, Any]
     reasons: tuple[str, ...]
+    refit: bool  # the delivered model was fitted again on every training row after the contest
     baseline: Fitted | None
     baseline_key: str | None
     threshold: Threshold | None
@@ -151,8 +152,8 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
     baseline, baseline_key = _baseline(comparison, members, data, plan.seed, refit, stop)
     on_event(ContestEnded(winner=blend.name if blend else winner.model, model=model, label=label, curve_unit=unit,
                           reasons=tuple(reasons), blended=tuple(e.model for e in members) if blend else ()))
-    return ContestOutcome(main=main, model=model, params=dict(main.params), reasons=tuple(reasons), baseline=baseline,
-                          baseline_key=baseline_key, threshold=threshold,
+    return ContestOutcome(main=main, model=model, params=dict(main.params), reasons=tuple(reasons), refit=refit,
+                          baseline=baseline, baseline_key=baseline_key, threshold=threshold,
                           candidates=_records(comparison, winner, blend))
 
 

@@ -152,7 +152,8 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "cancelled": bool(main.cancelled),
         "messages": [m.text for m in result.messages],
         "candidates": result.candidates,
-        "contest": {"reasons": list(result.contest_reasons)} if result.candidates else None,
+        "contest": ({"reasons": list(result.contest_reasons), "refit": result.contest_refit}
+                    if result.candidates else None),
         "checks": [finding.record() for finding in data.checks],  # the data checks' findings (core.checks)
         "versions": versions(),
     }

@@ -49,6 +49,7 @@ class TrainResult:
     threshold: Threshold | None = None  # binary runs whose threshold was chosen (the contest's); None: 0.5
     candidates: list[dict[str, Any]] | None = None  # the contest's record (``core.contest``); None: no contest
     contest_reasons: tuple[str, ...] = ()  # how the contest chose, in words
+    contest_refit: bool = False  # the contest's winner was fitted again on every training row
 
 
 def _take(data, positions):
@@ -180,7 +181,8 @@ def _fit_contest(parts: Split, plan: Plan, on_event: Callback, stop: StopFlag, d
                        X_valid=parts.X_valid, y_valid=parts.y_valid, y_train=parts.y_train,
                        valid_index=np.asarray(parts.valid_idx), n_train=len(parts.train_idx), fit_seconds=fit_seconds,
                        baseline_seconds=0.0, history=outcome.main.history or history, messages=messages,
-                       threshold=outcome.threshold, candidates=outcome.candidates, contest_reasons=outcome.reasons)
+                       threshold=outcome.threshold, candidates=outcome.candidates, contest_reasons=outcome.reasons,
+                       contest_refit=outcome.refit)
 
 
 def _baseline_context(make, params, started, seed: int) -> FitContext:

@@ -25,7 +25,7 @@ from typing import Any
 
 import core
 from core.errors import RunError
-from core.export.source import flat_source, package_files
+from core.export.source import FlatSource, package_files
 from core.predict import CONFIDENCE, PROBABILITY, THRESHOLD, prediction_column
 from core.run_record import MANIFEST_FILE, RunRecord, read_run
 from core.runs import load_model, resolve_run
@@ -330,12 +330,6 @@ or ``from predict import {function}``. {how}
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
-
-import pandas as pd
 {imports}
 
 HERE = Path(__file__).resolve().parent
@@ -473,14 +467,20 @@ if __name__ == "__main__":
 
 
 def _predict_script(run: RunRecord, needed: dict[str, list[str]], body: str, usage: str, function: str,
-                    how: str, extra_imports: str = "") -> str:
-    flat = flat_source({**needed, "core.evaluation": ["decide"]})
-    imports, definitions = flat.split("\n\n\n", 1)
+                    how: str, extra_imports: tuple[str, ...] = ()) -> str:
+    pieces = FlatSource()
+    for module, names in {**needed, "core.evaluation": ["decide"]}.items():
+        for name in names:
+            pieces.add((module, name))
+    for line in ("import argparse", "import json", "import sys", "from pathlib import Path", "import pandas as pd",
+                 *extra_imports):
+        pieces.import_line(line)
     columns = (prediction_column(run), CONFIDENCE, PROBABILITY, THRESHOLD)
+    definitions = pieces.definitions()
     head = _PREDICT_HEAD.format(run_id=run.run_id, name=run.model.name, usage=usage, function=function, how=how,
-                                imports="\n".join(filter(None, [extra_imports, imports])), columns=repr(columns),
-                                origin=", ".join(sorted({*needed, "core.evaluation"})),
-                                definitions=definitions.strip())
+                                imports=pieces.import_block(), columns=repr(columns),
+                                origin=", ".join(sorted({module for module, _ in definitions})),
+                                definitions="\n\n\n".join(text for _, text in definitions))
     script = head + body
     compile(script, "predict.py", "exec")  # a generated file that does not parse would fail only later
     return script
@@ -492,7 +492,7 @@ def _mlp_predict(run: RunRecord) -> str:
         _MLP_BODY.format(features=list(run.data.feature_columns)), "python predict.py new_rows.csv --out predictions.csv",
         "predict_table", "The columns are prepared by the saved preprocessing (preprocess.joblib,\n"
         "which needs core/ beside this file), the network rebuilt from model.json and its weights\n"
-        "loaded with torch.load(..., weights_only=True).", extra_imports="import joblib")
+        "loaded with torch.load(..., weights_only=True).", extra_imports=("import joblib",))
 
 
 def _cnn_predict(run: RunRecord) -> str:

@@ -8,7 +8,7 @@ with the manifest's metric keys. Run on the same data it gives the run's metrics
 
 How it is built: the model's constructor code comes from the fitted pipeline's parameters
 (``core.export.walker``, a walk over ``get_params``), never from ``repr``; Trainboard's own
-transformers and helpers are copied in from their real source (``core.export.bundler``); the
+transformers and helpers are copied in from their real source (``core.export.source``); the
 facts (columns and roles, target, classes, split, seed, threshold, which rows the delivered
 model learnt from) come from the run's manifest. An automatic run's contest is not re-run: the
 script trains the model the contest delivered, with its settings and its out-of-fold threshold.
@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunError
-from core.export.bundler import Bundle
+from core.export.source import FlatSource
 from core.export.walker import Writer
 from core.types import DROPPED_ROLES
 
-#: The sentence the contest's reasons hold when the winner was fitted again on every training row.
+#: The sentence the contest's reasons hold when the winner was fitted again on every training row
+#: (read only for runs saved before the manifest's ``contest.refit``).
 REFIT_WORDS = "fitted again on all"
 #: The inner slice a delivered model stops on (``core.contest._refit``, ``core.compare._score_fold``).
 WATCH_SHARE = 0.1
@@ -46,17 +47,18 @@ def script_for_run(run_dir: str | Path, runs_dir: str | Path) -> str:
     from core.runs import load_manifest, load_model
 
     model, run = load_model(run_dir, runs_dir)
-    return _Script(load_manifest(run.path), model).source()
+    return _Script(load_manifest(run.path), model, run.contest_refit).source()
 
 
 class _Script:
     """The script of a run, section by section (images: ``core.export.image_code``)."""
 
-    def __init__(self, manifest: dict[str, Any], model: Any) -> None:
+    def __init__(self, manifest: dict[str, Any], model: Any, contest_refit: bool | None = None) -> None:
         self.m = manifest
         self.model = model
-        self.bundle = Bundle()
-        self.writer = Writer(self.bundle)
+        self.contest_refit = contest_refit  # ``RunRecord.contest_refit``
+        self.pieces = FlatSource()
+        self.writer = Writer(self.pieces)
         self.task = manifest["task"]
         self.key = manifest["model"]["key"]
         self.images = manifest["data"].get("kind") == "images"
@@ -73,9 +75,9 @@ class _Script:
                                 self._train(), self._evaluate(), self._main()])
         copied = self._copied()
         header = self._header()
-        self.bundle.import_line("import json")
-        self.bundle.import_line("import sys")
-        parts = [header + "\n\nfrom __future__ import annotations\n\n" + self.bundle.import_block()]
+        self.pieces.import_line("import json")
+        self.pieces.import_line("import sys")
+        parts = [header + "\n\nfrom __future__ import annotations\n\n" + self.pieces.import_block()]
         if copied:
             parts.append(copied)
         parts.append(body)
@@ -109,7 +111,7 @@ class _Script:
         return f'#!/usr/bin/env python3\n"""{text}\n"""'
 
     def _copied(self) -> str:
-        defs = self.bundle.definitions()
+        defs = self.pieces.definitions()
         if not defs:
             return ""
         modules = sorted({module for module, _ in defs})
@@ -117,7 +119,11 @@ class _Script:
                               + ") so that this script needs no Trainboard.", 96, initial_indent="# ",
                               subsequent_indent="# ")
         out = ["# " + "-" * 96, words, "# " + "-" * 96]
-        return "\n".join(out) + "\n\n" + "\n\n\n".join(source for _, source in defs)
+        pieces, previous = [], None
+        for module, source in defs:  # each module's pieces together, in its source's order
+            pieces.append(source if module == previous else f"# ---- {module} ----\n{source}")
+            previous = module
+        return "\n".join(out) + "\n\n" + "\n\n\n".join(pieces)
 
     # -- facts -----------------------------------------------------------------------------------
     def _facts(self) -> str:
@@ -171,7 +177,7 @@ class _Script:
                 options.append(f"decimal={origin['decimal']!r}")
             options.append(f"encoding={origin.get('encoding') or 'utf-8'!r}")
             read = f"pd.read_csv(path, {', '.join(options)})"
-        self.bundle.import_line("import pandas as pd")
+        self.pieces.import_line("import pandas as pd")
         return (_section("load", "Read the table.") +
                 f'def load(path):\n    """The table as the run read it ({fmt})."""\n'
                 f"    frame = {read}\n"
@@ -180,12 +186,12 @@ class _Script:
 
     # -- prepare ---------------------------------------------------------------------------------
     def _prepare(self) -> str:
-        blank = self.bundle.add(("core.schema", "_blank_to_missing"))
+        blank = self.pieces.add(("core.schema", "_blank_to_missing"))
         if self.task == "regression":
             target = f'pd.to_numeric({blank}(frame[TARGET]), errors="coerce").astype("float64")'
             note = "numbers"
         else:
-            target = f"{self.bundle.add(('core.schema', 'label_series'))}({blank}(frame[TARGET]))"
+            target = f"{self.pieces.add(('core.schema', 'label_series'))}({blank}(frame[TARGET]))"
             note = 'labels as text ("1", 1 and 1.0 are one class)'
         return (_section("prepare", "The target and the columns the model reads (each column is cast for its role "
                                     "inside the model, by ColumnCaster).") +
@@ -197,12 +203,12 @@ class _Script:
 
     # -- split -----------------------------------------------------------------------------------
     def _split(self) -> str:
-        split_rows = self.bundle.add(("core.splits", "split_rows"))
+        split_rows = self.pieces.add(("core.splits", "split_rows"))
         text = (_section("split", "The validation rows: the same share, seed and stratification as the run.") +
                 'def split(X, y):\n    """Training and validation rows (positions into X and y)."""\n'
                 f"    train, valid = {split_rows}(y.to_numpy(), TASK, VALID_FRACTION, SEED)\n")
         if self._dropped_duplicates():
-            repeats = self.bundle.add(("core.checks", "validation_duplicates"))
+            repeats = self.pieces.add(("core.checks", "validation_duplicates"))
             text += ("    # As the run did: validation rows that repeat a training row exactly (inputs and target)\n"
                      "    # are dropped, so the score is not flattered by rows the model has seen.\n"
                      f"    repeat = {repeats}(X.iloc[train], y.iloc[train], X.iloc[valid], y.iloc[valid])\n"
@@ -277,7 +283,7 @@ class _Script:
                         "    fit_rows = np.arange(len(y_train))"]
             lines = ["    # After the contest the winner was fitted again on the training rows, stopping early on",
                      "    # a tenth of them held apart (the validation rows stay unseen).",
-                     f"    fit_rows, watch_rows = {self.bundle.add(('core.splits', 'split_rows'))}("
+                     f"    fit_rows, watch_rows = {self.pieces.add(('core.splits', 'split_rows'))}("
                      f"y_train.to_numpy(), TASK, {WATCH_SHARE}, SEED)"]
         else:
             lines = self._fold_rows_code()
@@ -289,13 +295,13 @@ class _Script:
 
         n_train = int(self.m["split"]["n_train"])
         if n_train >= HOLDOUT_ROWS:
-            self.bundle.add(("core.contest", "judging"))
+            self.pieces.add(("core.contest", "judging"))
             return ["    # With this many rows the contest judged on one held-apart slice, and the winner kept the",
                     "    # model fitted beside it (watching the slice for early stopping).",
                     "    (fit_rows, watch_rows), = judging(y_train, TASK, SEED).folds"]
         done = self._folds_done()
-        self.bundle.add(("core.contest", "judging"))
-        split_rows = self.bundle.add(("core.splits", "split_rows"))
+        self.pieces.add(("core.contest", "judging"))
+        split_rows = self.pieces.add(("core.splits", "split_rows"))
         return ["    # The budget left no time to fit the winner again, so the run kept its model from the",
                 f"    # contest's last fold it finished (fold {done}): its training part, less a tenth it stopped on.",
                 f"    fold_train = judging(y_train, TASK, SEED).folds[{done - 1}][0]",
@@ -310,11 +316,17 @@ class _Script:
 
     @property
     def _refit(self) -> bool:
+        """Whether the contest fitted its winner again on every training row."""
+        if not self.m.get("candidates"):
+            return False
+        if self.contest_refit is not None:
+            return self.contest_refit
+        # A run saved before the manifest recorded ``contest.refit``: its delivery sentence says it.
         reasons = (self.m.get("contest") or {}).get("reasons") or []
-        return bool(self.m.get("candidates")) and any(REFIT_WORDS in r for r in reasons)
+        return any(REFIT_WORDS in r for r in reasons)
 
     def _train(self) -> str:
-        self.bundle.import_line("import numpy as np")
+        self.pieces.import_line("import numpy as np")
         out = [_section("train", "Fit on the training rows, as the run did.")]
         for i, member in enumerate(self.members):
             out.append(self._train_member(i, member))
@@ -343,7 +355,7 @@ class _Script:
             out = "np.exp(model.predict(prep.transform(X)))" if log else "model.predict(prep.transform(X))"
             lines += [f"    return lambda X: np.asarray({out}, dtype=float)"]
         else:
-            probabilities = self.bundle.add(("core.evaluation", "class_probabilities"))
+            probabilities = self.pieces.add(("core.evaluation", "class_probabilities"))
             lines += [f"    return lambda X: {probabilities}(model, prep.transform(X), CLASSES)"]
         text = "\n".join(lines)
         if member.key == "mlp":
@@ -356,7 +368,7 @@ class _Script:
         rows = int(self.m["model"]["params"].get("fit_rows") or 0) if self.key == "linear" else 0
         if rows and rows < LINEAR_ROWS:
             return []
-        sample = self.bundle.add(("core.models.tabular", "_sample_rows"))
+        sample = self.pieces.add(("core.models.tabular", "_sample_rows"))
         return [f"    X_fit, y_fit = {sample}(X_fit, y_fit, {LINEAR_ROWS}, SEED)  # a line barely moves past "
                 f"{LINEAR_ROWS:,} rows"]
 
@@ -364,15 +376,15 @@ class _Script:
     def _mlp_code(self) -> str:
         from core.export.torch_code import mlp_source
 
-        return mlp_source(self.bundle, self.task)
+        return mlp_source(self.pieces, self.task)
 
     # -- evaluate ----------------------------------------------------------------------------------
     def _evaluate(self) -> str:
         if self.task == "regression":
-            metrics = self.bundle.add(("core.evaluation", "regression_metrics"))
+            metrics = self.pieces.add(("core.evaluation", "regression_metrics"))
             call = f"{metrics}(y_valid.to_numpy(dtype=float), prediction)"
         else:
-            metrics = self.bundle.add(("core.evaluation", "classification_metrics"))
+            metrics = self.pieces.add(("core.evaluation", "classification_metrics"))
             threshold = "THRESHOLD" if self.task == "binary" else "None"
             call = f"{metrics}(y_valid.astype(str).to_numpy(dtype=object), prediction, CLASSES, {threshold})"
         return (_section("evaluate", "The validation metrics, computed as Trainboard computes them.") +

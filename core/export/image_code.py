@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.export.bundler import Bundle
+from core.export.source import FlatSource
 from core.export.walker import Writer
 
 _LOAD = '''
@@ -105,23 +105,23 @@ def predict_proba(net, X):
 
 def image_script(script: Any) -> str:
     """The body sections of an image run's script; ``script`` is the ``core.export.code`` builder
-    (its bundle, manifest and section helpers)."""
+    (its copied pieces, manifest and section helpers)."""
     from core.export.code import _section
 
-    bundle: Bundle = script.bundle
+    pieces: FlatSource = script.pieces
     m = script.m
     params = m["model"]["params"]
     for name in ("_pixels", "_parts", "_is_ignored", "IMAGE_SUFFIXES", "IMAGE_FORMATS"):
-        bundle.add(("core.images", name))
+        pieces.add(("core.images", name))
     for name in ("ConvNet", "stem_stride_for", "_channel_stats", "_augment", "DROPOUT", "WARMUP_SHARE"):
-        bundle.add(("core.models.cnn", name))
+        pieces.add(("core.models.cnn", name))
     for line in ("import io", "import zipfile", "from pathlib import Path, PurePosixPath", "from PIL import Image",
                  "import numpy as np", "import torch", "from torch import nn"):
-        bundle.import_line(line)
+        pieces.import_line(line)
     keys = ("epochs", "batch_size", "lr", "widths", "convs_per_block", "augment", "flip", "label_smoothing",
             "weight_decay", "class_weights", "epochs_run", "best_epoch")
     settings = {k: params[k] for k in keys}
-    writer = Writer(bundle)
+    writer = Writer(pieces)
     facts = "\n".join([
         _section("facts", "What the run recorded."),
         f"DATA = {script.data_path()!r}  # the images the run was trained from",
@@ -134,12 +134,12 @@ def image_script(script: Any) -> str:
         "SETTINGS = " + writer.expr(settings) + "  # the network's settings as the run used them",
         f"METRICS = {list(m['metrics'])!r}  # the run's metric keys",
     ])
-    split_rows = bundle.add(("core.splits", "split_rows"))
+    split_rows = pieces.add(("core.splits", "split_rows"))
     split = (_section("split", "The validation images: the same share, seed and stratification as the run.") +
              'def split(labels):\n    """Training and validation positions."""\n'
              f"    train, valid = {split_rows}(labels, TASK, VALID_FRACTION, SEED)\n")
     if script.dropped_duplicates():
-        repeats = bundle.add(("core.checks", "validation_duplicates"))
+        repeats = pieces.add(("core.checks", "validation_duplicates"))
         split += ("    # As the run did: validation images identical to a training image (same pixels and class)\n"
                   "    # are dropped.\n"
                   f"    repeat = {repeats}(X[train], labels[train], X[valid], labels[valid])\n"
@@ -147,7 +147,7 @@ def image_script(script: Any) -> str:
         split = split.replace("def split(labels):", "def split(X, labels):")
     split += "    return train, valid"
     probabilities = "predict_proba(net, X[valid_rows])"
-    metrics = bundle.add(("core.evaluation", "classification_metrics"))
+    metrics = pieces.add(("core.evaluation", "classification_metrics"))
     threshold = script.threshold()
     evaluate = (_section("evaluate", "The validation metrics, computed as Trainboard computes them.") +
                 'def evaluate(proba, labels):\n    """The metrics of the validation images, with the run\'s keys."""\n'

@@ -1,11 +1,12 @@
-"""The smallest part of Trainboard's own source that defines some of its names, cut from the real
-modules (never a hand-kept copy), for what a model bundle ships:
+"""Trainboard's own definitions and what they depend on, cut from the real modules (never a
+hand-kept copy): the one home for shipping pieces of ``core`` without Trainboard.
 
 * ``package_files``: the modules a pickle names (``core.features.ColumnCaster``, …), each cut down
   to those names and what they use, under the same import paths, so ``joblib.load`` finds them
-  without Trainboard;
-* ``flat_source``: one self-contained file of some definitions (a network's builder, the image
-  resizing), for a bundle's ``predict.py``.
+  without Trainboard (a model bundle's ``core/``, ``core.export.bundle``);
+* ``FlatSource``: definitions gathered into one self-contained module body, our own imports
+  replaced by the definitions themselves, with the imports it needs as one tidy block (a bundle's
+  ``predict.py``; the run's standalone script, ``core.export.code``).
 
 A top-level statement is kept when it binds a needed name (a function, class, constant or
 import); the names its body uses at run time are needed in turn, across ``from core.x import y``
@@ -18,9 +19,11 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib.util
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "core"
 _BUILTINS = frozenset(dir(builtins)) | {"__name__", "__file__", "__doc__"}
@@ -136,17 +139,71 @@ def cut(needed: dict[str, Iterable[str]]) -> Cut:
     return result
 
 
-def _statement_text(module: _Module, index: int, cut_: Cut) -> str:
+def _statement_text(module: _Module, index: int) -> str:
+    """A kept definition's source as written, with its decorators and the comment lines just above
+    it (what a constant means is written there: ``#: ...``)."""
     stmt = module.tree.body[index]
-    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        keep = cut_.import_names[(module.name, index)]
-        copy = type(stmt)(**{**{f: getattr(stmt, f) for f in stmt._fields},
-                             "names": [a for a in stmt.names if (a.asname or a.name).split(".")[0] in keep]})
-        return ast.unparse(copy)
     first = min([stmt.lineno] + [d.lineno for d in getattr(stmt, "decorator_list", [])])
     while first > 1 and module.lines[first - 2].lstrip().startswith("#"):
-        first -= 1  # the comment that explains it comes along
+        first -= 1
     return "\n".join(module.lines[first - 1:stmt.end_lineno])
+
+
+# ---------------------------------------------------------------------------- imports
+
+#: One name an import binds: ``(module, name, asname)``; ``module`` is None for ``import name``.
+_Import = tuple[str | None, str, str | None]
+WIDTH = 100
+
+
+def _kept_imports(module: _Module, index: int, cut_: Cut) -> list[_Import]:
+    """The names a kept import statement binds that the cut needs."""
+    stmt = module.tree.body[index]
+    keep = cut_.import_names[(module.name, index)]
+    source = stmt.module if isinstance(stmt, ast.ImportFrom) else None
+    return [(source, a.name, a.asname) for a in stmt.names if (a.asname or a.name).split(".")[0] in keep]
+
+
+def _bound_by(entry: _Import) -> str:
+    module, name, asname = entry
+    return asname or (name if module else name.split(".")[0])
+
+
+def import_block(entries: Iterable[_Import]) -> str:
+    """Import lines, the standard library's first, then the rest; ``import x`` before
+    ``from x import y``, one ``from`` line a module (wrapped when long)."""
+    groups: list[str] = []
+    for stdlib in (True, False):
+        chosen = {e for e in entries if e[0] != "__future__"
+                  and ((e[0] or e[1]).split(".")[0] in sys.stdlib_module_names) == stdlib}
+        lines = [f"import {name}" + (f" as {asname}" if asname else "")
+                 for _, name, asname in sorted((e for e in chosen if e[0] is None), key=lambda e: (e[1], e[2] or ""))]
+        froms: dict[str, set[str]] = {}
+        for module, name, asname in chosen:
+            if module is not None:
+                froms.setdefault(module, set()).add(name + (f" as {asname}" if asname else ""))
+        for module in sorted(froms):
+            line = f"from {module} import " + ", ".join(sorted(froms[module]))
+            if len(line) > WIDTH:
+                line = f"from {module} import (\n" + "".join(f"    {n},\n" for n in sorted(froms[module])) + ")"
+            lines.append(line)
+        if lines:
+            groups.append("\n".join(lines))
+    return "\n\n".join(groups)
+
+
+def parse_imports(line: str) -> list[_Import]:
+    """The names an import statement (``"from pathlib import Path, PurePosixPath"``) binds."""
+    entries: list[_Import] = []
+    for stmt in ast.parse(line).body:
+        if not isinstance(stmt, (ast.Import, ast.ImportFrom)) or getattr(stmt, "level", 0):
+            raise ValueError(f"not an absolute import statement: {line!r}")
+        source = stmt.module if isinstance(stmt, ast.ImportFrom) else None
+        entries.extend((source, a.name, a.asname) for a in stmt.names)
+    return entries
+
+
+# ---------------------------------------------------------------------------- the two outputs
 
 
 def package_files(needed: dict[str, Iterable[str]], header: str) -> dict[str, str]:
@@ -158,53 +215,91 @@ def package_files(needed: dict[str, Iterable[str]], header: str) -> dict[str, st
         module = _module(module_name)
         is_package = Path(importlib.util.find_spec(module_name).origin).name == "__init__.py"
         path = module_name.replace(".", "/") + ("/__init__.py" if is_package else ".py")
-        imports, definitions = [], []
+        imports: list[_Import] = []
+        definitions = []
         for index in sorted(result.kept[module_name]):
-            stmt = module.tree.body[index]
-            if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
-                continue
-            is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
-            (imports if is_import else definitions).append(_statement_text(module, index, result))
-        files[path] = _file(header, imports, definitions)
+            if isinstance(module.tree.body[index], (ast.Import, ast.ImportFrom)):
+                imports.extend(_kept_imports(module, index, result))
+            else:
+                definitions.append(_statement_text(module, index))
+        files[path] = _file(header, import_block(imports), definitions)
     return files
 
 
-def flat_source(needed: dict[str, Iterable[str]]) -> str:
-    """The definitions ``needed`` names and everything they use, as one module's body (our own
-    imports replaced by the definitions themselves). Refuses two different definitions of a name."""
-    result = cut(needed)
-    imports: list[str] = []
-    definitions: list[str] = []
-    owner: dict[str, str] = {}
-    for module_name in _dependency_order(result):
-        module = _module(module_name)
-        for index in sorted(result.kept[module_name]):
-            stmt = module.tree.body[index]
-            if isinstance(stmt, ast.ImportFrom) and (_is_ours(stmt.module) or stmt.module == "__future__"):
-                if any(a.asname and a.asname != a.name for a in stmt.names):
-                    raise ValueError(f"{module_name} renames an import of ours; it cannot be flattened")
-                continue
-            if _used_names(stmt, module.lazy_annotations)[1]:
-                raise ValueError(f"{module_name}: a kept definition imports our own modules inside it")
-            text = _statement_text(module, index, result)
-            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                if text not in imports:
-                    imports.append(text)
-                continue
-            for bound in _bound_names(stmt):
-                if owner.setdefault(bound, module_name) != module_name:
-                    raise ValueError(f"{bound!r} is defined in both {owner[bound]} and {module_name}")
-            definitions.append(text)
-    return "\n".join(imports) + "\n\n\n" + "\n\n\n".join(definitions) + "\n"
+def _file(header: str, imports: str, definitions: list[str]) -> str:
+    docstring = '"""' + header.replace('"""', "'''") + '"""'
+    head = "\n\n".join([docstring, "from __future__ import annotations", *([imports] if imports else [])])
+    return "\n\n\n".join([head, *definitions]).rstrip() + "\n"
+
+
+class FlatSource:
+    """Definitions of ``core`` gathered for one self-contained file: ``add`` what the file uses
+    (and ``import_line`` its own imports) while writing it, then take ``import_block()`` and
+    ``definitions()``. Refuses what cannot be flattened: a name two places define differently,
+    an import of ours renamed or inside a function."""
+
+    def __init__(self) -> None:
+        self._needed: dict[str, set[str]] = {}
+        self._imports: set[_Import] = set()
+
+    def add(self, obj: Any) -> str:
+        """Copy ``obj`` (a function, class or constant of a ``core`` module: the object, or
+        ``(module, name)``) with what it uses; returns its name in the file."""
+        module, name = obj if isinstance(obj, tuple) else (obj.__module__, obj.__name__)
+        if name not in _module(module).binders:
+            raise ValueError(f"{module} defines no {name!r} at its top level")
+        self._needed.setdefault(module, set()).add(name)
+        return name
+
+    def import_line(self, line: str) -> None:
+        """An import the file's own code needs (``"import numpy as np"``)."""
+        self._imports.update(parse_imports(line))
+
+    def import_block(self) -> str:
+        return import_block(self._flatten()[0])
+
+    def definitions(self) -> list[tuple[str, str]]:
+        """``(module, source)`` of each copied definition: source order within a module, each
+        module after those it imports from."""
+        return self._flatten()[1]
+
+    def _flatten(self) -> tuple[set[_Import], list[tuple[str, str]]]:
+        result = cut(self._needed)
+        imports = set(self._imports)
+        definitions: list[tuple[str, str]] = []
+        bound: dict[str, object] = {_bound_by(e): e for e in imports}
+        for module_name in _dependency_order(result):
+            module = _module(module_name)
+            for index in sorted(result.kept[module_name]):
+                stmt = module.tree.body[index]
+                if isinstance(stmt, ast.ImportFrom) and _is_ours(stmt.module):
+                    if any(a.asname and a.asname != a.name for a in stmt.names):
+                        raise ValueError(f"{module_name} renames an import of ours; it cannot be flattened")
+                    continue
+                if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                    found = [e for e in _kept_imports(module, index, result) if e[0] != "__future__"]
+                    what: list[tuple[str, object]] = [(_bound_by(e), e) for e in found]
+                    imports.update(found)
+                else:
+                    if _used_names(stmt, module.lazy_annotations)[1]:
+                        raise ValueError(f"{module_name}: a kept definition imports our own modules inside it")
+                    what = [(name, module_name) for name in _bound_names(stmt)]
+                    definitions.append((module_name, _statement_text(module, index)))
+                for name, meaning in what:
+                    if bound.setdefault(name, meaning) != meaning:
+                        raise ValueError(f"{name!r} would mean both {bound[name]} and {meaning} in one file")
+        return imports, definitions
 
 
 def _dependency_order(result: Cut) -> list[str]:
     """Modules with kept statements, each after the modules it imports names from."""
     order: list[str] = []
+    visiting: set[str] = set()
 
     def visit(name: str) -> None:
-        if name in order:
-            return
+        if name in order or name in visiting:
+            return  # done, or a cycle (only imports inside functions could make one, and those are refused)
+        visiting.add(name)
         module = _module(name)
         for index in sorted(result.kept.get(name, ())):
             stmt = module.tree.body[index]
@@ -215,10 +310,4 @@ def _dependency_order(result: Cut) -> list[str]:
     for name in sorted(result.kept):
         if result.kept[name]:
             visit(name)
-    return order
-
-
-def _file(header: str, imports: list[str], definitions: list[str]) -> str:
-    docstring = '"""' + header.replace('"""', "'''") + '"""'
-    head = "\n\n".join([docstring, "from __future__ import annotations", *(["\n".join(imports)] if imports else [])])
-    return "\n\n\n".join([head, *definitions]).rstrip() + "\n"
+    return [name for name in order if result.kept[name]]

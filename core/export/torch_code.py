@@ -9,7 +9,7 @@ weights of the run's best epoch: the same model, without copying the early-stopp
 
 from __future__ import annotations
 
-from core.export.bundler import Bundle
+from core.export.source import FlatSource
 
 _LOOP = '''
 class FittedMLP:
@@ -94,10 +94,10 @@ def fit_mlp(X, y, X_watch, y_watch, settings):
 '''
 
 
-def mlp_source(bundle: Bundle, task: str) -> str:
-    """The MLP's training code; ``build_module`` and the imports go into ``bundle``."""
-    bundle.add(("core.models.mlp", "build_module"))
+def mlp_source(pieces: FlatSource, task: str) -> str:
+    """The MLP's training code; ``build_module`` and the imports go into ``pieces``."""
+    pieces.add(("core.models.mlp", "build_module"))
     for line in ("import numpy as np", "import scipy.sparse as sp", "import torch", "from torch import nn",
                  "from sklearn.utils.class_weight import compute_class_weight"):
-        bundle.import_line(line)
+        pieces.import_line(line)
     return _LOOP.strip("\n")

@@ -4,7 +4,7 @@
 Trainboard's own classes, numpy scalars), so this walks the constructor parameters
 (``get_params(deep=False)``) recursively — estimators, lists of ``(name, estimator)`` steps,
 ColumnTransformer tuples, numpy arrays and scalars, dtypes, functions by qualified name — and
-records the imports they need in a ``Bundle``. Only parameters that differ from the
+records the imports they need in a ``FlatSource``. Only parameters that differ from the
 constructor's defaults are written, so the code reads like a person wrote it.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from core.export.bundler import Bundle
+from core.export.source import FlatSource
 
 #: Trainboard subclasses that only add live reporting: the script uses the plain class, which
 #: fits and predicts identically.
@@ -51,10 +51,10 @@ def public_path(obj: Any) -> tuple[str, str]:
 
 
 class Writer:
-    """Turns values into source text, adding what they need to ``bundle``."""
+    """Turns values into source text, adding what they need to ``pieces``."""
 
-    def __init__(self, bundle: Bundle) -> None:
-        self.bundle = bundle
+    def __init__(self, pieces: FlatSource) -> None:
+        self.pieces = pieces
         self._output: str | None = None  # the set_output an enclosing estimator passes on to its parts
 
     def expr(self, value: Any, indent: int = 0) -> str:
@@ -76,15 +76,15 @@ class Writer:
         if isinstance(value, np.integer):
             return repr(int(value))
         if isinstance(value, np.ndarray):
-            self.bundle.import_line("import numpy as np")
+            self.pieces.import_line("import numpy as np")
             return self._array(value, indent, flat)
         if isinstance(value, np.dtype):
             return self._dtype(value)
         if isinstance(value, type) and issubclass(value, np.generic):
-            self.bundle.import_line("import numpy as np")
+            self.pieces.import_line("import numpy as np")
             return f"np.{value.__name__}"
         if isinstance(value, np.ufunc):
-            self.bundle.import_line("import numpy as np")
+            self.pieces.import_line("import numpy as np")
             return f"np.{value.__name__}"
         if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
             return self._named(value)
@@ -124,7 +124,7 @@ class Writer:
             return "object"
         if kind == "b":
             return "bool"
-        self.bundle.import_line("import numpy as np")
+        self.pieces.import_line("import numpy as np")
         return f"np.{np.dtype(dtype).name}"
 
     def _named(self, obj: Any) -> str:
@@ -133,12 +133,12 @@ class Writer:
         if key in PLAIN_CLASSES:
             module, name = PLAIN_CLASSES[key]
         elif obj.__module__.startswith("core"):
-            return self.bundle.add(obj)
+            return self.pieces.add(obj)
         elif obj.__module__ == "builtins":
             return obj.__qualname__
         else:
             module, name = public_path(obj)
-        self.bundle.import_line(f"from {module} import {name.split('.')[0]}")
+        self.pieces.import_line(f"from {module} import {name.split('.')[0]}")
         return name
 
     def _sequence(self, value: list | tuple, indent: int, flat: bool) -> str:

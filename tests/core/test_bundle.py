@@ -242,6 +242,23 @@ def test_cut_code_refuses_a_name_its_module_does_not_define():
         cut({"core.features": ["NoSuchTransformer"]})
 
 
+def test_flat_source_runs_alone_with_one_import_block_and_refuses_a_name_meaning_two_things():
+    from core.export.source import FlatSource
+
+    pieces = FlatSource()
+    assert pieces.add(("core.images", "_pixels")) == "_pixels"
+    pieces.import_line("from PIL import Image, ImageDraw")
+    block = pieces.import_block()
+    assert block.count("from PIL import") == 1 and "Image" in block and "ImageDraw" in block
+    namespace: dict = {}
+    exec(compile(block + "\n\n\n" + "\n\n\n".join(t for _, t in pieces.definitions()), "flat.py", "exec"), namespace)
+    picture = namespace["Image"].new("RGB", (40, 20), "red")
+    assert namespace["_pixels"](picture, 8, 3).shape == (3, 8, 8)
+    pieces.import_line("from numpy import zeros as _pixels")
+    with pytest.raises(ValueError, match="'_pixels' would mean both"):
+        pieces.definitions()
+
+
 def test_a_run_too_large_to_bundle_is_refused_before_anything_is_read(runs, monkeypatch):
     import core.export.bundle as bundle
 

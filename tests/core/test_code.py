@@ -81,6 +81,34 @@ def test_auto_run_on_each_sample_is_reproduced_exactly(sample, runs, tmp_path):
         assert "does not hold the contest" in script
 
 
+def test_the_rows_trained_on_follow_the_recorded_refit_and_old_runs_their_wording(runs):
+    """Whether the contest fitted its winner again (so which rows the script trains on) is the
+    manifest's ``contest.refit``, whatever the reasons say; a run saved before that field existed
+    is read from the contest's delivery sentence."""
+    from core.export.code import REFIT_WORDS
+
+    run_dir = train(SAMPLES / "iris.csv", runs, time_budget=8)
+    path = run_dir / "manifest.json"
+    saved = path.read_text(encoding="utf-8")
+    manifest = json.loads(saved)
+    assert manifest["contest"]["refit"] is any(REFIT_WORDS in r for r in manifest["contest"]["reasons"])
+    reworded = [r for r in manifest["contest"]["reasons"] if REFIT_WORDS not in r]
+    sentence = f"The winner was then {REFIT_WORDS} 120 training rows."
+
+    def refitted(contest: dict) -> bool:
+        path.write_text(json.dumps({**manifest, "contest": contest}), encoding="utf-8")
+        script = script_for_run(run_dir, runs)
+        return "# After the contest the winner was fitted again" in script
+
+    try:
+        assert refitted({"reasons": reworded, "refit": True})
+        assert not refitted({"reasons": [*reworded, sentence], "refit": False})
+        assert refitted({"reasons": [*reworded, sentence]})  # saved before contest.refit
+        assert not refitted({"reasons": reworded})
+    finally:
+        path.write_text(saved, encoding="utf-8")
+
+
 def mixed_table(n: int = 500, seed: int = 0) -> pd.DataFrame:
     """A rare yes (about 10%) with signal in a number, a category, free text and a date."""
     rng = np.random.default_rng(seed)
@@ -214,12 +242,12 @@ def test_copied_contest_folds_match_the_contest(n, tmp_path):
     """A run kept from the contest (no refit) learnt from the contest's rows: the copy of
     ``judging`` in the script must cut the training rows exactly as the contest did."""
     from core.contest import judging
-    from core.export.bundler import Bundle
+    from core.export.source import FlatSource
 
-    bundle = Bundle()
-    bundle.add(("core.contest", "judging"))
-    source = "\n\n\n".join(["from __future__ import annotations\nimport json\nimport sys\n" + bundle.import_block(),
-                            *(text for _, text in bundle.definitions()),
+    pieces = FlatSource()
+    pieces.add(("core.contest", "judging"))
+    source = "\n\n\n".join(["from __future__ import annotations\nimport json\nimport sys\n" + pieces.import_block(),
+                            *(text for _, text in pieces.definitions()),
                             'y = pd.Series(np.random.default_rng(0).choice(["a", "b"], int(sys.argv[1])))\n'
                             'print(json.dumps([[part.tolist() for part in fold] for fold in judging(y, "binary", 0).folds]))'])
     (tmp_path / "folds.py").write_text(source)

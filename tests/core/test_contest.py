@@ -163,6 +163,11 @@ def test_the_manifest_records_every_candidate(rare_run):
     ended = next(e for e in events if isinstance(e, ContestEnded))
     assert ended.reasons and all(r in manifest["model"]["reasons"] for r in ended.reasons)
     assert any("Tried on" in r and "±" in r for r in manifest["model"]["reasons"])
+    # Whether the winner was fitted again on every training row is a fact of its own, read back by
+    # read_run, and it agrees with the delivery sentence.
+    refit = manifest["contest"]["refit"]
+    assert isinstance(refit, bool) and read_run(run_dir).contest_refit is refit
+    assert refit == any("fitted again on all" in r for r in manifest["contest"]["reasons"])
 
 
 def test_the_threshold_is_chosen_out_of_fold_and_applied_by_predict(rare_run):
@@ -211,6 +216,7 @@ def test_stop_mid_contest_keeps_the_best_so_far(tmp_path):
 
     result = fit(data, only(plan(data, Overrides(time_budget=60)), "linear", "hgb", "forest"), on_event, stop)
     assert result.main.cancelled and result.plan.model in ("linear", "hgb")
+    assert result.contest_refit is False  # a stopped contest keeps its fold model
     records = {c["model"]: c for c in result.candidates}
     assert records["forest"]["skipped"] == "stopped by you" and not records["forest"]["fold_seconds"]
     assert any("Stopped by you during the contest" in r for r in result.plan.reasons)
