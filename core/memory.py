@@ -13,12 +13,29 @@ it the 1M-row table's number columns sat in mimalloc, which kept their 146 MB af
 
 from __future__ import annotations
 
+import ctypes
+
 import pyarrow as pa
 
 # Before any Arrow allocation: this module is imported by everything that reads tables.
 pa.set_memory_pool(pa.system_memory_pool())
 
 
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
 def release_freed_memory() -> None:
-    """Return freed heap pages to the operating system; costs milliseconds."""
+    """Return freed heap pages to the operating system; costs milliseconds. Arrow's own release
+    is not a full trim: at the contest's boosting fit on the 1M-row CSV, ``malloc_trim(0)`` gave
+    back 100 MB more."""
     pa.default_memory_pool().release_unused()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits
 from core.device import cpu_threads
 from core.events import EpochEnded, Message
 from core.features import dense_preprocessor, tree_preprocessor
+from core.memory import release_freed_memory
 from core.models.base import (
     LARGE_TABLE,
     DataSummary,
@@ -355,6 +356,8 @@ class HGBFamily(SklearnFamily):
         return Tuned(params, tuple(reasons))
 
     def fit(self, ctx: FitContext) -> Fitted:
+        if len(ctx.X_train) >= SMALL_FOR_THREADS:
+            release_freed_memory()  # what earlier fits freed (a contest's candidates), before the big matrix
         prep, categorical = tree_preprocessor(ctx.prepared.used_columns, ctx.task, ctx.seed)
         Xt = prep.fit_transform(ctx.X_train, _target(ctx, ctx.y_train))
         Xv = prep.transform(ctx.X_valid)
