@@ -1,4 +1,4 @@
-"""Section 10: training beside an unrelated CPU-heavy process (issue #15, "under load").
+"""Section 12: training beside an unrelated CPU-heavy process (issue #15, "under load").
 
 A server child runs real jobs (``JobSpec`` → ``JobManager`` → a ``ProcessBackend`` worker →
 ``run_job``) for three workloads — boosting on 10,000 rows, the MLP on 30,000 rows (past the
@@ -125,7 +125,7 @@ def server_child(sources: dict[str, str], repeats: int, runs_dir: str, env: dict
 def run(cfg: Config, shared: dict[str, Any]) -> Section:
     repeats = 1 if cfg.quick else 3
     section = Section(
-        "10. Training beside a CPU-heavy process",
+        "12. Training beside a CPU-heavy process",
         "Real jobs through the JobManager's worker process (1 worker, its share of the cores; one untimed job of each "
         "workload first), each alone and "
         "beside `python -c 'while True: pass'` (one busy core), alternating. Speed = 1 / the manifest's "
