@@ -28,6 +28,7 @@ from bench import (
     quality,
     tables,
     torch_loops,
+    under_load,
 )
 from bench import checks as data_checks
 from bench.common import NOISY_SPREAD, ROOT, WORK, Config, Section, log
@@ -44,6 +45,7 @@ SECTIONS: dict[str, Callable[[Config, dict[str, Any]], Section]] = {
     "9": data_checks.run,
     "10": classroom.run,
     "11": pretrained.run,
+    "12": under_load.run,
 }
 THREAD_VARS = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "TORCH_")
 LIBRARIES = ("numpy", "pandas", "pyarrow", "scikit-learn", "torch", "plotly", "streamlit", "pillow", "playwright")

@@ -15,4 +15,11 @@ Public entry points, by module (imported where used, so ``import core.x`` stays 
 The map: ARCHITECTURE.md.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# Arrow's C++ code allocates from the pool this names, read once at its first allocation: set it
+# before anything in core imports pyarrow, and so the job workers this process spawns inherit it
+# (they load pyarrow while starting, before any of core's code runs in them). Why: core.memory.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

@@ -15,6 +15,8 @@ import pandas as pd
 
 from core.errors import DataError
 from core.features import MAX_ENCODED_WIDTH, category_label, encoded_width
+from core.sample_limit import row_limit, sample_notice
+from core.splits import sample_rows
 from core.types import USER_ROLES, ColumnInfo, Prepared, TableData, Task
 
 #: Rows looked at for the expensive parse checks (numbers or dates stored as text, free text).
@@ -244,6 +246,8 @@ def prepare(data: TableData, target: str | None = None,
     if n_dropped:
         frame, y = frame.loc[keep].reset_index(drop=True), y.loc[keep].reset_index(drop=True)
     _check_rows(len(y), target)
+    frame, y, sampled = _within_row_limit(frame, y, target, task)
+    messages += sampled
     classes: tuple[str, ...] = ()
     if task != "regression":
         classes = natural_classes(y)
@@ -254,6 +258,17 @@ def prepare(data: TableData, target: str | None = None,
     used = [c.name for c in columns if c.used]
     return Prepared(X=frame[used], y=y.rename(target), task=task, target=target, classes=classes,
                     columns=columns, messages=tuple(messages), n_rows_dropped=n_dropped)
+
+
+def _within_row_limit(frame: pd.DataFrame, y: pd.Series, target: str, task: Task
+                      ) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """A table past the row limit (``core.sample_limit``) cut to a stratified sample, with its notice."""
+    limit = row_limit(int(frame.memory_usage(deep=False).sum()), len(frame))
+    if len(frame) <= limit.rows:
+        return frame, y, []
+    keep = sample_rows(y, task, limit.rows)
+    notice = sample_notice(len(frame), len(keep), limit, target, task)
+    return frame.iloc[keep].reset_index(drop=True), y.iloc[keep].reset_index(drop=True), [notice]
 
 
 def _check_target_exists(frame: pd.DataFrame, target: str) -> None:

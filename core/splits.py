@@ -26,6 +26,14 @@ def split_rows(y, task: str, fraction: float, seed: int) -> tuple[np.ndarray, np
     return _every_class_in_both(y, train, valid)
 
 
+def sample_rows(y, task: str, n_keep: int, seed: int = 0) -> np.ndarray:
+    """Positions of ``n_keep`` rows (in file order), stratified by class for classification: the
+    sample a table too large to train on is cut to (``core.sample_limit``)."""
+    if n_keep >= len(y):
+        return np.arange(len(y))
+    return np.sort(split_rows(y, task, n_keep / len(y), seed)[1])
+
+
 def _every_class_in_both(y: np.ndarray, train: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rounding can leave a rare class (2-3 rows) out of one part: swap one of its rows in, against
     a row of the part's most common class, so both parts see every class."""

@@ -13,7 +13,9 @@ job and is replaced, unless workers keep dying while they start.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
+from collections.abc import Mapping
 from typing import Any
 
 from core.device import cpu_threads
@@ -26,6 +28,10 @@ START_FAILED = ("The training workers cannot start on this server, so nothing ca
 CRASHED = ("The training process stopped unexpectedly (it may have run out of memory). "
            "Try a smaller file or a simpler model.")
 READY = "ready"  # what a worker sends once its imports are done
+#: Set in each worker before it imports scikit-learn or torch (OpenMP reads them once, when it
+#: loads): threads that wait for work sleep instead of spinning. Spinning threads of a busy
+#: machine hold on to a core someone else needs (bench section 12 measures the policies).
+WORKER_ENV: Mapping[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def _limit_threads(threads: int) -> None:
@@ -50,8 +56,9 @@ def preload_libraries() -> None:
     warm_up()
 
 
-def _worker_main(inbox, outbox, stop, threads: int, preload: bool) -> None:
+def _worker_main(inbox, outbox, stop, threads: int, preload: bool, env: Mapping[str, str]) -> None:
     """A worker process: import once, then run jobs from ``inbox`` until it gets ``None``."""
+    os.environ.update(env)  # first: before anything loads OpenMP
     if preload:
         preload_libraries()
     _limit_threads(threads)
@@ -69,11 +76,12 @@ def _worker_main(inbox, outbox, stop, threads: int, preload: bool) -> None:
 class _Worker:
     """One worker process with its own channels (a killed worker can only break its own queue)."""
 
-    def __init__(self, ctx, threads: int, preload: bool) -> None:
+    def __init__(self, ctx, threads: int, preload: bool, env: Mapping[str, str]) -> None:
         self.inbox = ctx.Queue()
         self.outbox = ctx.Queue()
         self.stop = ctx.Event()
-        self.process = ctx.Process(target=_worker_main, args=(self.inbox, self.outbox, self.stop, threads, preload),
+        self.process = ctx.Process(target=_worker_main,
+                                   args=(self.inbox, self.outbox, self.stop, threads, preload, dict(env)),
                                    daemon=True, name="trainboard-worker")
         self.process.start()
         self.job: str | None = None  # the id of the job it runs
@@ -115,12 +123,16 @@ class ProcessBackend:
 
     workers: how many jobs run at once (default: one per two cores).
     preload: import the heavy libraries when a worker starts (off in tests, for speed).
+    env: environment variables each worker sets before its imports (default ``WORKER_ENV``).
+    threads: each worker's threads (default: its share of the cores).
     """
 
-    def __init__(self, workers: int | None = None, *, preload: bool = True, start_method: str = "spawn") -> None:
+    def __init__(self, workers: int | None = None, *, preload: bool = True, start_method: str = "spawn",
+                 env: Mapping[str, str] | None = None, threads: int | None = None) -> None:
         cores = cpu_threads()
         self.slots = workers or max(1, cores // 2)
-        self.threads = max(1, cores // self.slots)
+        self.threads = threads or max(1, cores // self.slots)
+        self._env = WORKER_ENV if env is None else env
         self._preload = preload
         self._ctx = mp.get_context(start_method)
         self._failed_starts = 0  # workers in a row that died before they were ready
@@ -177,7 +189,7 @@ class ProcessBackend:
             w.kill()
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._ctx, self.threads, self._preload)
+        return _Worker(self._ctx, self.threads, self._preload, self._env)
 
     def _replace(self, index: int) -> list[Report]:
         """A worker died: fail its job; start a new one unless they keep dying while starting."""

@@ -54,3 +54,8 @@ class Marked:
 
     def __call__(self, emit, stop):
         counting(emit, stop)
+
+
+def settings(names, emit, stop):
+    """Says the worker's environment variables ``names``."""
+    emit(Message("info", " ".join(f"{k}={os.environ.get(k)}" for k in names)))

@@ -1,5 +1,6 @@
 """core.jobs: the manager's contract on every backend, then what only worker processes do."""
 
+import functools
 import os
 import time
 
@@ -240,3 +241,12 @@ def test_workers_that_cannot_start_fail_jobs_in_words(monkeypatch):
         assert late.state == "failed" and "cannot start" in late.error
     finally:
         manager.shutdown()
+
+
+def test_workers_run_with_sleeping_openmp_threads_and_arrow_on_malloc(process_manager):
+    """Set before a worker's imports (OpenMP and Arrow read them once): spinning OpenMP threads
+    collapsed a CNN beside a busy process (bench section 12); Arrow's mimalloc kept freed tables."""
+    wanted = {**process.WORKER_ENV, "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    job = process_manager.wait(process_manager.submit(functools.partial(body.settings, list(wanted)), kind="call"),
+                               timeout=60)
+    assert texts(job) == [" ".join(f"{k}={v}" for k, v in wanted.items())]

@@ -159,3 +159,26 @@ def test_the_linear_model_learns_from_a_bounded_sample(churn, monkeypatch):
     result = fit(churn, plan(churn, Overrides(model="hgb")), on_event)
     assert result.baseline.params["fit_rows"] == 100 < result.n_train
     assert any(isinstance(e, Message) and "on a sample of 100 training rows" in e.text for e in events)
+
+
+def test_boosting_on_coded_categories_is_the_same_model_without_the_copies(churn):
+    """``_coded_categories`` skips scikit-learn's re-encoding of the codes the tree preprocessor
+    made (two copies of the numbers); the model must not change."""
+    from core.features import tree_preprocessor
+    from core.models.tabular import _category_codes
+
+    prep, categorical = tree_preprocessor(churn.used_columns, churn.task)
+    Xt = prep.fit_transform(churn.X, churn.y)
+    mask = np.zeros(Xt.shape[1], dtype=bool)
+    mask[categorical] = True
+    assert categorical  # the table has categories, so the path is exercised
+    probas = []
+    for coded in (False, True):
+        booster = ReportingHGBClassifier(max_iter=30, categorical_features=mask, random_state=0)
+        if coded:
+            booster._coded_categories = _category_codes(prep, categorical, Xt.shape[1])
+        booster.fit(Xt, churn.y)
+        probas.append(booster.predict_proba(Xt))
+        assert list(booster.is_categorical_) == list(mask)
+        assert (booster._preprocessor is None) == coded  # no re-encoding copy on the coded path
+    assert np.allclose(probas[0], probas[1])
