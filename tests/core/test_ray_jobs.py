@@ -74,7 +74,8 @@ def test_a_run_trained_on_the_cluster_comes_back_whole_and_predicts(jobs, churn_
     assert job.state == "done", job.error
     assert Path(job.run_dir).parent == runs and ends_once_with_run_finished(job)
     assert job.events[-1].run == job.run_dir  # the server's path, not the node's scratch folder
-    assert [p.name for p in runs.iterdir()] == [Path(job.run_dir).name]  # nothing half-written left beside it
+    # Nothing half-written left beside it (the job journal's hidden folder aside):
+    assert [p.name for p in runs.iterdir() if not p.name.startswith(".")] == [Path(job.run_dir).name]
     run = read_run(job.run_dir)
     assert run.metrics and run.model.key == "linear"
     node = json.loads((Path(job.run_dir) / "manifest.json").read_text())["node"]
