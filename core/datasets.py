@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core import limits
 from core.errors import DataError
 from core.memory import release_freed_memory
 from core.types import LoadReport, TableData
@@ -40,9 +41,9 @@ DELIMITERS = (",", ";", "\t", "|")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 FORMATS_HINT = "Upload a CSV, TSV, Excel (.xlsx) or Parquet file."
-#: What a table upload may be (suffixes without the dot, for the upload widgets) and its largest size.
+#: What a table upload may be (suffixes without the dot, for the upload widgets); its largest size,
+#: rows and columns are ``core.limits.TABLE_MB``, ``ROWS`` and ``COLUMNS``.
 TABLE_UPLOAD_TYPES = ("csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "pq")
-MAX_TABLE_MB = 500
 
 _MAGIC = (
     (b"PAR1", "parquet"),
@@ -97,12 +98,14 @@ class _Source:
 
 
 def load_table(source: str | Path | bytes | IO[bytes], name: str | None = None, *,
-               max_bytes: int = MAX_TABLE_MB * 2**20) -> TableData:
+               max_bytes: int | None = None) -> TableData:
     """Read a CSV/TSV/TXT, Excel or Parquet table from a path, bytes or an upload.
 
     ``name`` is the file name for bytes and streams (its extension picks the format; unknown
-    extensions are sniffed) and is reported as ``LoadReport.source``.
+    extensions are sniffed) and is reported as ``LoadReport.source``. ``max_bytes`` defaults to
+    the ``core.limits.TABLE_MB`` setting; rows and columns are held to ``ROWS`` and ``COLUMNS``.
     """
+    max_bytes = max_bytes or limits.TABLE_MB.value() * 2**20
     src = _open_source(source, name, max_bytes)
     kind = _detect_kind(src)
     if kind == "excel":
@@ -152,8 +155,9 @@ def _open_path(path: Path, name: str | None, max_bytes: int) -> _Source:
 
 def _check_size(size: int, max_bytes: int, name: str) -> None:
     if size > max_bytes:
-        raise DataError(f"'{name}' is {size / 2**20:,.0f} MB; the limit is {max_bytes / 2**20:,.0f} MB. "
-                        "Use a smaller sample of the rows, or drop columns you do not need.")
+        raise DataError(f"'{name}' is {size / 2**20:,.0f} MB; the limit is {max_bytes / 2**20:,.0f} MB "
+                        f"({limits.TABLE_MB.setting}). Use a smaller sample of the rows, or drop columns you "
+                        "do not need.")
 
 
 def _detect_kind(src: _Source) -> str:
@@ -494,6 +498,13 @@ def _check_shape(frame: pd.DataFrame, name: str) -> None:
         header = ", ".join(map(str, frame.columns[:5])) + (", …" if frame.shape[1] > 5 else "")
         raise DataError(f"'{name}' has a header row ({header}) but no rows of data. Add rows below the header "
                         "and upload it again.")
+    max_rows, max_columns = limits.ROWS.value(), limits.COLUMNS.value()
+    if len(frame) > max_rows:
+        raise DataError(f"'{name}' has {len(frame):,} rows; the limit is {max_rows:,} rows ({limits.ROWS.setting}). "
+                        "Use a sample of the rows.")
+    if frame.shape[1] > max_columns:
+        raise DataError(f"'{name}' has {frame.shape[1]:,} columns; the limit is {max_columns:,} columns "
+                        f"({limits.COLUMNS.setting}). Keep only the columns the model needs.")
     if frame.shape[1] == 1:
         raise DataError(f"'{name}' has only one column ('{frame.columns[0]}'). Trainboard needs at least one "
                         "column to learn from and one to predict. If your file uses another separator, "
