@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
 import re
 import zipfile
@@ -22,6 +23,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core import limits
 from core.errors import DataError
@@ -62,6 +64,8 @@ _UNNAMED = re.compile(r"Unnamed: \d+(_level_\d+)?")
 _DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
 _THOUSANDS_DOT = re.compile(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?")
 _BAD_LINE = re.compile(r"Expected \d+ fields")
+#: Python types in object columns that scikit-learn and counting cannot take: shown as text.
+_NOT_PLAIN = (list, dict, tuple, set, bytes, np.ndarray, dt.time, dt.timedelta)
 
 
 def list_table_samples() -> list[Path]:
@@ -354,7 +358,10 @@ def _keep_index_column(frame: pd.DataFrame) -> pd.DataFrame:
     """pandas turns a first column without a header into the index; keep it as a column."""
     if frame.index.equals(pd.RangeIndex(len(frame))):
         return frame
-    return frame.reset_index(names=[""] * frame.index.nlevels)
+    # Names no column has (pandas refuses duplicates here); _clean_names turns them into column_N.
+    taken = {str(c) for c in frame.columns}
+    free = (name for k in range(len(taken) + frame.index.nlevels + 1) if (name := f"Unnamed: {k}") not in taken)
+    return frame.reset_index(names=[next(free) for _ in range(frame.index.nlevels)])
 
 
 def _unreadable(src: _Source, err: Exception) -> DataError:
@@ -412,7 +419,14 @@ def _check_workbook(handle, src: _Source, max_bytes: int) -> None:
 
 def _read_parquet(src: _Source) -> tuple[pd.DataFrame, LoadReport]:
     try:
-        frame = pd.read_parquet(src.handle(), engine="pyarrow")
+        try:
+            frame = pd.read_parquet(src.handle(), engine="pyarrow")
+        except pa.ArrowInvalid as err:
+            if "Multiple matches" not in str(err):
+                raise
+            # Repeated column names: pandas' reader refuses them; the file's own reader does not
+            # (and _clean_names numbers the repeats).
+            frame = pq.ParquetFile(src.handle()).read().to_pandas()
     except Exception as err:  # pyarrow's errors for damaged files vary (ArrowInvalid, OSError…)
         raise DataError(f"'{src.name}' could not be read as a Parquet file; it may be damaged or not Parquet "
                         "at all. Write it again, or export the table as CSV.") from err
@@ -448,6 +462,10 @@ def _plain_column(col: pd.Series) -> pd.Series:
         return col.astype(_wide_int(dtype.numpy_dtype)) if not col.hasnans else col.astype("float64")
     if isinstance(dtype, (pd.Float64Dtype, pd.Float32Dtype)):
         return col.astype("float64")
+    if pd.api.types.is_timedelta64_dtype(dtype):  # durations: a number of seconds
+        return col / pd.Timedelta(seconds=1)
+    if pd.api.types.is_object_dtype(dtype) and col.map(lambda v: isinstance(v, _NOT_PLAIN)).any():
+        return _as_text(col)
     return col
 
 
@@ -465,7 +483,17 @@ def _plain_arrow(col: pd.Series, arrow_type: pa.DataType) -> pd.Series:
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
         dates = pa.chunked_array(pa.array(col)).to_pandas(date_as_object=False)
         return pd.Series(dates.to_numpy(), index=col.index, name=col.name)
-    return col.astype(object)
+    if pa.types.is_duration(arrow_type):
+        counts = pa.array(col).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[arrow_type.unit]
+        return pd.Series(counts / per_second, index=col.index, name=col.name).where(col.notna())
+    return _as_text(col)
+
+
+def _as_text(col: pd.Series) -> pd.Series:
+    """Values of other kinds (times of day, lists, records, bytes) as their text; missing stays missing.
+    As Python objects they would break counting and sorting (a list is not hashable)."""
+    return col.astype(object).map(lambda v: None if v is None or v is pd.NA else str(v)).astype("str")
 
 
 def _wide_int(dtype) -> type:
