@@ -64,6 +64,8 @@ _UNNAMED = re.compile(r"Unnamed: \d+(_level_\d+)?")
 _DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
 _THOUSANDS_DOT = re.compile(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?")
 _BAD_LINE = re.compile(r"Expected \d+ fields")
+#: Leading values without a header name that are kept as columns (more: the header is not the table's).
+MAX_UNNAMED_COLUMNS = 20
 #: Python types in object columns that scikit-learn and counting cannot take: shown as text.
 _NOT_PLAIN = (list, dict, tuple, set, bytes, np.ndarray, dt.time, dt.timedelta)
 
@@ -218,8 +220,10 @@ def _read_delimited(src: _Source) -> tuple[pd.DataFrame, LoadReport]:
 
 def _sniff_dialect(src: _Source) -> _Dialect:
     encoding = _detect_encoding(src.head, src.whole())
-    text = _complete_lines(src.head.decode(encoding, errors="replace"), src.whole())
+    head = src.head.decode(encoding, errors="replace")
+    text = _complete_lines(head, src.whole())
     delimiter, n_fields = _detect_delimiter(text)
+    _check_first_row(src.name, head, delimiter, n_fields)
     decimal, thousands = _detect_decimal(text, delimiter)
     dialect = _Dialect(encoding, delimiter, decimal, thousands, n_fields,
                        initial_space=f"{delimiter} " in text)
@@ -268,6 +272,16 @@ def _detect_delimiter(text: str) -> tuple[str, int]:
         if score > best[0]:
             best = (score, delimiter, n_fields)
     return best[1], best[2]
+
+
+def _check_first_row(name: str, head: str, delimiter: str, n_fields: int) -> None:
+    """Refuse, before parsing, a first data row far wider than the header: pandas would make all its
+    extra values an index of as many levels, which takes minutes for tens of thousands of them."""
+    rows = _records(head, delimiter, 2)  # the row may be cut off: its count is then a lower bound
+    extra = len(rows[1]) - n_fields if len(rows) == 2 else 0
+    if extra > MAX_UNNAMED_COLUMNS:
+        raise DataError(f"'{name}' has rows with {extra:,} more values than its header row has names. Check "
+                        "that the first row holds the column names and that every row uses the same separator.")
 
 
 def _detect_decimal(text: str, delimiter: str) -> tuple[str, str | None]:
