@@ -39,9 +39,9 @@ _KINDS = {"number": _NUMBERS, "date": _DATES, "bool": _BOOLS, "category": st.sam
 
 
 @st.composite
-def cells(draw, kind: str) -> str:
+def cells(draw, kind: str, mixed: bool = True) -> str:
     """Mostly values of the column's kind, sometimes another kind's (mixed types), rarely a huge field."""
-    roll = draw(st.integers(0, 99))
+    roll = draw(st.integers(0, 99)) if mixed else 99
     if roll < 2:
         return draw(st.sampled_from(["x", "9", "\"", ","])) * draw(st.sampled_from([1000, 70_000]))
     if roll < 15:
@@ -51,13 +51,19 @@ def cells(draw, kind: str) -> str:
 
 @st.composite
 def grids(draw) -> list[list[str]]:
-    """A header row and up to 40 rows of 1–6 columns, each column of one kind (names may be odd or repeat)."""
+    """A header row and up to 60 rows of 1–6 columns, each column of one kind (names may be odd or
+    repeat). Half the grids are tidy enough to learn from: enough rows, a clean yes/no or category
+    target last, so that files also get through preparing and planning, not only to their refusal."""
     n_cols = draw(st.integers(1, 6))
     kinds = draw(st.lists(st.sampled_from(sorted(_KINDS)), min_size=n_cols, max_size=n_cols))
     header = draw(st.lists(st.one_of(st.sampled_from(["y", "id", "date", "x", "", "Unnamed: 0"]), _ODD_TEXT),
                            min_size=n_cols, max_size=n_cols))
-    n_rows = draw(st.sampled_from([0, 1, 3, 12, 25, 40, 40, 60]))
-    rows = [[draw(cells(kind)) for kind in kinds] for _ in range(n_rows)]
+    tidy = draw(st.booleans())
+    if tidy:
+        kinds[-1], header[-1] = draw(st.sampled_from(["bool", "category"])), "y"
+    n_rows = draw(st.sampled_from([12, 25, 40, 60] if tidy else [0, 1, 3, 12, 25, 40, 60]))
+    rows = [[draw(cells(kind, mixed=not (tidy and i == n_cols - 1))) for i, kind in enumerate(kinds)]
+            for _ in range(n_rows)]
     return [header, *rows]
 
 
