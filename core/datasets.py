@@ -64,6 +64,7 @@ _UNNAMED = re.compile(r"Unnamed: \d+(_level_\d+)?")
 _DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
 _THOUSANDS_DOT = re.compile(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?")
 _BAD_LINE = re.compile(r"Expected \d+ fields")
+_DECODE_CHUNK = 4 * 2**20
 #: Leading values without a header name that are kept as columns (more: the header is not the table's).
 MAX_UNNAMED_COLUMNS = 20
 #: Python types in object columns that scikit-learn and counting cannot take: shown as text.
@@ -357,6 +358,8 @@ def _parse_skipping(src: _Source, dialect: _Dialect, options: dict) -> tuple[pd.
         bad.append(row)
         return "skip" if dialect.thousands is None else None
 
+    if dialect.thousands is None and options["encoding"].startswith("utf-8"):
+        _check_decodes(src, dialect.limit, options["encoding"])
     try:
         if dialect.thousands is None:
             frame = pd.read_csv(src.handle(dialect.limit), engine="pyarrow", on_bad_lines=skip, **options)
@@ -368,6 +371,19 @@ def _parse_skipping(src: _Source, dialect: _Dialect, options: dict) -> tuple[pd.
     return _keep_index_column(frame), len(bad)
 
 
+def _check_decodes(src: _Source, limit: int | None, encoding: str) -> None:
+    """Raise UnicodeDecodeError (the caller then tries the next encoding) if the bytes are not valid
+    ``encoding``: pyarrow passes rows it cannot decode to no callback, so they would go uncounted."""
+    handle = src.handle(limit)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with handle.open("rb") if isinstance(handle, Path) else handle as stream:
+        while chunk := stream.read(_DECODE_CHUNK):
+            decoder.decode(chunk)
+    decoder.decode(b"", final=True)
+    if isinstance(handle, io.BytesIO):
+        handle.close()
+
+
 def _keep_index_column(frame: pd.DataFrame) -> pd.DataFrame:
     """pandas turns a first column without a header into the index; keep it as a column."""
     if frame.index.equals(pd.RangeIndex(len(frame))):
@@ -375,7 +391,9 @@ def _keep_index_column(frame: pd.DataFrame) -> pd.DataFrame:
     # Names no column has (pandas refuses duplicates here); _clean_names turns them into column_N.
     taken = {str(c) for c in frame.columns}
     free = (name for k in range(len(taken) + frame.index.nlevels + 1) if (name := f"Unnamed: {k}") not in taken)
-    return frame.reset_index(names=[next(free) for _ in range(frame.index.nlevels)])
+    index = frame.index.to_frame(index=False)
+    index.columns = [next(free) for _ in range(frame.index.nlevels)]
+    return pd.concat([index, frame.reset_index(drop=True)], axis=1)  # at once: inserting one by one fragments
 
 
 def _unreadable(src: _Source, err: Exception) -> DataError:

@@ -93,7 +93,9 @@ def mutated(draw, data: bytes) -> bytes:
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 1, 2, 3]))):
         if not data:
             break
-        at = draw(st.integers(0, len(data)))
+        # A position as a share of the length: the draws stay the same when a file's size varies
+        # (an .xlsx carries its creation time), which hypothesis requires.
+        at = draw(st.integers(0, 1000)) * len(data) // 1000
         how = draw(st.sampled_from(["nul", "cut", "ragged", "quote", "bytes", "duplicate", "footer", "bom"]))
         if how == "nul":
             data = data[:at] + b"\x00" + data[at:]
