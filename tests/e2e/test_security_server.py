@@ -1,6 +1,6 @@
 """The security settings on a real server (SECURITY.md): uploads need the page's XSRF token, and a
 browser session's uploads are deleted once the session ends. A server of its own: its temp folder is
-watched, and it forgets disconnected sessions after 2 s instead of Streamlit's 120."""
+watched, and a disconnected session ends after 1 s (`TRAINBOARD_DISCONNECT_GRACE_S`) instead of 120."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def watched_server(tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, TRAINBOARD_RUNS=str(folder / "runs"), TMPDIR=str(temp), PYTHONUNBUFFERED="1",
-               TRAINBOARD_INLINE_JOBS="1")
+               TRAINBOARD_INLINE_JOBS="1", TRAINBOARD_DISCONNECT_GRACE_S="1")
     with open(folder / "server.log", "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
