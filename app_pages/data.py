@@ -3,10 +3,10 @@ target and the column roles."""
 
 import streamlit as st
 
-from core import plots
-from core.datasets import MAX_TABLE_MB, TABLE_UPLOAD_TYPES, load_table
+from core import limits, plots
+from core.datasets import TABLE_UPLOAD_TYPES, load_table
 from core.errors import TrainboardError
-from core.images import IMAGE_UPLOAD_TYPES, MAX_IMAGES_MB, class_counts, load_images_cached
+from core.images import IMAGE_UPLOAD_TYPES, class_counts, load_images_cached
 from core.schema import guess_target
 from ui import data_views as dv
 from ui import pages, state, views
@@ -18,7 +18,7 @@ st.caption("Start here: give Trainboard a table (one row per example, one column
 table_tab, images_tab, sample_tab = st.tabs(["Upload a table", "Upload images", "Try a sample"])
 with table_tab:
     upload = st.file_uploader("A table: CSV, TSV, TXT, Excel (.xlsx) or Parquet, with a header row",
-                              type=TABLE_UPLOAD_TYPES, max_upload_size=MAX_TABLE_MB, key=state.DATA_TABLE_UPLOAD)
+                              type=TABLE_UPLOAD_TYPES, max_upload_size=limits.TABLE_MB.value(), key=state.DATA_TABLE_UPLOAD)
     if upload is not None:
         fp = f"table:{upload.file_id}"
         dv.use_upload(fp, upload.name, lambda: (path := state.save_upload(upload.name, upload.getvalue()),
@@ -28,7 +28,7 @@ with images_tab:
     st.caption("Put each class's images in a folder named after the class (cats/, dogs/), then upload a zip "
                "of those folders, or the folder itself.")
     left, right = st.columns(2)
-    archive = left.file_uploader("A zip of class folders", type=["zip"], max_upload_size=MAX_IMAGES_MB,
+    archive = left.file_uploader("A zip of class folders", type=["zip"], max_upload_size=limits.IMAGES_MB.value(),
                                  key=state.DATA_ZIP_UPLOAD)
     folder = right.file_uploader("Or a folder of class folders", accept_multiple_files="directory",
                                  type=IMAGE_UPLOAD_TYPES, key=state.DATA_FOLDER_UPLOAD)

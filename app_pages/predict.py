@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core import plots
-from core.datasets import MAX_TABLE_MB, TABLE_UPLOAD_TYPES
+from core import limits, plots
+from core.datasets import TABLE_UPLOAD_TYPES
 from core.errors import TrainboardError
-from core.images import IMAGE_UPLOAD_TYPES, MAX_IMAGES_MB
+from core.images import IMAGE_UPLOAD_TYPES
 from core.pipeline import JobSpec
 from core.predict import (
     CONFIDENCE,
@@ -30,7 +30,7 @@ if run.kind == "images":
                 + ", ".join(f"`{c}`" for c in data.classes[:20]) + ". Upload the images to sort: any folder "
                 "layout works, no class folders needed.")
     left, right = st.columns(2)
-    archive = left.file_uploader("A zip of images", type=["zip"], max_upload_size=MAX_IMAGES_MB, key=state.PREDICT_ZIP)
+    archive = left.file_uploader("A zip of images", type=["zip"], max_upload_size=limits.IMAGES_MB.value(), key=state.PREDICT_ZIP)
     folder = right.file_uploader("Or a folder of images", accept_multiple_files="directory", key=state.PREDICT_FOLDER,
                                  type=IMAGE_UPLOAD_TYPES)
     files = [archive] if archive is not None else list(folder or [])
@@ -40,7 +40,7 @@ else:
                 + ", ".join(f"`{c}`" for c in needed) + ". The new table needs those columns (same names); "
                 f"other columns are kept, and `{data.target}` may be missing.")
     upload = st.file_uploader("A table of new rows: CSV, TSV, TXT, Excel (.xlsx) or Parquet", type=TABLE_UPLOAD_TYPES,
-                              max_upload_size=MAX_TABLE_MB, key=state.PREDICT_TABLE)
+                              max_upload_size=limits.TABLE_MB.value(), key=state.PREDICT_TABLE)
     files = [upload] if upload is not None else []
 
 if not files:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
 import re
 import zipfile
@@ -22,7 +23,9 @@ from typing import IO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from core import limits
 from core.errors import DataError
 from core.memory import release_freed_memory
 from core.types import LoadReport, TableData
@@ -40,9 +43,9 @@ DELIMITERS = (",", ";", "\t", "|")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 FORMATS_HINT = "Upload a CSV, TSV, Excel (.xlsx) or Parquet file."
-#: What a table upload may be (suffixes without the dot, for the upload widgets) and its largest size.
+#: What a table upload may be (suffixes without the dot, for the upload widgets); its largest size,
+#: rows and columns are ``core.limits.TABLE_MB``, ``ROWS`` and ``COLUMNS``.
 TABLE_UPLOAD_TYPES = ("csv", "tsv", "txt", "xlsx", "xlsm", "parquet", "pq")
-MAX_TABLE_MB = 500
 
 _MAGIC = (
     (b"PAR1", "parquet"),
@@ -61,6 +64,11 @@ _UNNAMED = re.compile(r"Unnamed: \d+(_level_\d+)?")
 _DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
 _THOUSANDS_DOT = re.compile(r"[-+]?\d{1,3}(\.\d{3})+(,\d+)?")
 _BAD_LINE = re.compile(r"Expected \d+ fields")
+_DECODE_CHUNK = 4 * 2**20
+#: Leading values without a header name that are kept as columns (more: the header is not the table's).
+MAX_UNNAMED_COLUMNS = 20
+#: Python types in object columns that scikit-learn and counting cannot take: shown as text.
+_NOT_PLAIN = (list, dict, tuple, set, bytes, np.ndarray, dt.time, dt.timedelta)
 
 
 def list_table_samples() -> list[Path]:
@@ -97,12 +105,14 @@ class _Source:
 
 
 def load_table(source: str | Path | bytes | IO[bytes], name: str | None = None, *,
-               max_bytes: int = MAX_TABLE_MB * 2**20) -> TableData:
+               max_bytes: int | None = None) -> TableData:
     """Read a CSV/TSV/TXT, Excel or Parquet table from a path, bytes or an upload.
 
     ``name`` is the file name for bytes and streams (its extension picks the format; unknown
-    extensions are sniffed) and is reported as ``LoadReport.source``.
+    extensions are sniffed) and is reported as ``LoadReport.source``. ``max_bytes`` defaults to
+    the ``core.limits.TABLE_MB`` setting; rows and columns are held to ``ROWS`` and ``COLUMNS``.
     """
+    max_bytes = max_bytes or limits.TABLE_MB.value() * 2**20
     src = _open_source(source, name, max_bytes)
     kind = _detect_kind(src)
     if kind == "excel":
@@ -152,8 +162,9 @@ def _open_path(path: Path, name: str | None, max_bytes: int) -> _Source:
 
 def _check_size(size: int, max_bytes: int, name: str) -> None:
     if size > max_bytes:
-        raise DataError(f"'{name}' is {size / 2**20:,.0f} MB; the limit is {max_bytes / 2**20:,.0f} MB. "
-                        "Use a smaller sample of the rows, or drop columns you do not need.")
+        raise DataError(f"'{name}' is {size / 2**20:,.0f} MB; the limit is {max_bytes / 2**20:,.0f} MB "
+                        f"({limits.TABLE_MB.setting}). Use a smaller sample of the rows, or drop columns you "
+                        "do not need.")
 
 
 def _detect_kind(src: _Source) -> str:
@@ -210,8 +221,10 @@ def _read_delimited(src: _Source) -> tuple[pd.DataFrame, LoadReport]:
 
 def _sniff_dialect(src: _Source) -> _Dialect:
     encoding = _detect_encoding(src.head, src.whole())
-    text = _complete_lines(src.head.decode(encoding, errors="replace"), src.whole())
+    head = src.head.decode(encoding, errors="replace")
+    text = _complete_lines(head, src.whole())
     delimiter, n_fields = _detect_delimiter(text)
+    _check_first_row(src.name, head, delimiter, n_fields)
     decimal, thousands = _detect_decimal(text, delimiter)
     dialect = _Dialect(encoding, delimiter, decimal, thousands, n_fields,
                        initial_space=f"{delimiter} " in text)
@@ -260,6 +273,16 @@ def _detect_delimiter(text: str) -> tuple[str, int]:
         if score > best[0]:
             best = (score, delimiter, n_fields)
     return best[1], best[2]
+
+
+def _check_first_row(name: str, head: str, delimiter: str, n_fields: int) -> None:
+    """Refuse, before parsing, a first data row far wider than the header: pandas would make all its
+    extra values an index of as many levels, which takes minutes for tens of thousands of them."""
+    rows = _records(head, delimiter, 2)  # the row may be cut off: its count is then a lower bound
+    extra = len(rows[1]) - n_fields if len(rows) == 2 else 0
+    if extra > MAX_UNNAMED_COLUMNS:
+        raise DataError(f"'{name}' has rows with {extra:,} more values than its header row has names. Check "
+                        "that the first row holds the column names and that every row uses the same separator.")
 
 
 def _detect_decimal(text: str, delimiter: str) -> tuple[str, str | None]:
@@ -335,6 +358,8 @@ def _parse_skipping(src: _Source, dialect: _Dialect, options: dict) -> tuple[pd.
         bad.append(row)
         return "skip" if dialect.thousands is None else None
 
+    if dialect.thousands is None and options["encoding"].startswith("utf-8"):
+        _check_decodes(src, dialect.limit, options["encoding"])
     try:
         if dialect.thousands is None:
             frame = pd.read_csv(src.handle(dialect.limit), engine="pyarrow", on_bad_lines=skip, **options)
@@ -346,11 +371,29 @@ def _parse_skipping(src: _Source, dialect: _Dialect, options: dict) -> tuple[pd.
     return _keep_index_column(frame), len(bad)
 
 
+def _check_decodes(src: _Source, limit: int | None, encoding: str) -> None:
+    """Raise UnicodeDecodeError (the caller then tries the next encoding) if the bytes are not valid
+    ``encoding``: pyarrow passes rows it cannot decode to no callback, so they would go uncounted."""
+    handle = src.handle(limit)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with handle.open("rb") if isinstance(handle, Path) else handle as stream:
+        while chunk := stream.read(_DECODE_CHUNK):
+            decoder.decode(chunk)
+    decoder.decode(b"", final=True)
+    if isinstance(handle, io.BytesIO):
+        handle.close()
+
+
 def _keep_index_column(frame: pd.DataFrame) -> pd.DataFrame:
     """pandas turns a first column without a header into the index; keep it as a column."""
     if frame.index.equals(pd.RangeIndex(len(frame))):
         return frame
-    return frame.reset_index(names=[""] * frame.index.nlevels)
+    # Names no column has (pandas refuses duplicates here); _clean_names turns them into column_N.
+    taken = {str(c) for c in frame.columns}
+    free = (name for k in range(len(taken) + frame.index.nlevels + 1) if (name := f"Unnamed: {k}") not in taken)
+    index = frame.index.to_frame(index=False)
+    index.columns = [next(free) for _ in range(frame.index.nlevels)]
+    return pd.concat([index, frame.reset_index(drop=True)], axis=1)  # at once: inserting one by one fragments
 
 
 def _unreadable(src: _Source, err: Exception) -> DataError:
@@ -408,7 +451,14 @@ def _check_workbook(handle, src: _Source, max_bytes: int) -> None:
 
 def _read_parquet(src: _Source) -> tuple[pd.DataFrame, LoadReport]:
     try:
-        frame = pd.read_parquet(src.handle(), engine="pyarrow")
+        try:
+            frame = pd.read_parquet(src.handle(), engine="pyarrow")
+        except pa.ArrowInvalid as err:
+            if "Multiple matches" not in str(err):
+                raise
+            # Repeated column names: pandas' reader refuses them; the file's own reader does not
+            # (and _clean_names numbers the repeats).
+            frame = pq.ParquetFile(src.handle()).read().to_pandas()
     except Exception as err:  # pyarrow's errors for damaged files vary (ArrowInvalid, OSError…)
         raise DataError(f"'{src.name}' could not be read as a Parquet file; it may be damaged or not Parquet "
                         "at all. Write it again, or export the table as CSV.") from err
@@ -444,6 +494,10 @@ def _plain_column(col: pd.Series) -> pd.Series:
         return col.astype(_wide_int(dtype.numpy_dtype)) if not col.hasnans else col.astype("float64")
     if isinstance(dtype, (pd.Float64Dtype, pd.Float32Dtype)):
         return col.astype("float64")
+    if pd.api.types.is_timedelta64_dtype(dtype):  # durations: a number of seconds
+        return col / pd.Timedelta(seconds=1)
+    if pd.api.types.is_object_dtype(dtype) and col.map(lambda v: isinstance(v, _NOT_PLAIN)).any():
+        return _as_text(col)
     return col
 
 
@@ -461,7 +515,17 @@ def _plain_arrow(col: pd.Series, arrow_type: pa.DataType) -> pd.Series:
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
         dates = pa.chunked_array(pa.array(col)).to_pandas(date_as_object=False)
         return pd.Series(dates.to_numpy(), index=col.index, name=col.name)
-    return col.astype(object)
+    if pa.types.is_duration(arrow_type):
+        counts = pa.array(col).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[arrow_type.unit]
+        return pd.Series(counts / per_second, index=col.index, name=col.name).where(col.notna())
+    return _as_text(col)
+
+
+def _as_text(col: pd.Series) -> pd.Series:
+    """Values of other kinds (times of day, lists, records, bytes) as their text; missing stays missing.
+    As Python objects they would break counting and sorting (a list is not hashable)."""
+    return col.astype(object).map(lambda v: None if v is None or v is pd.NA else str(v)).astype("str")
 
 
 def _wide_int(dtype) -> type:
@@ -494,6 +558,13 @@ def _check_shape(frame: pd.DataFrame, name: str) -> None:
         header = ", ".join(map(str, frame.columns[:5])) + (", …" if frame.shape[1] > 5 else "")
         raise DataError(f"'{name}' has a header row ({header}) but no rows of data. Add rows below the header "
                         "and upload it again.")
+    max_rows, max_columns = limits.ROWS.value(), limits.COLUMNS.value()
+    if len(frame) > max_rows:
+        raise DataError(f"'{name}' has {len(frame):,} rows; the limit is {max_rows:,} rows ({limits.ROWS.setting}). "
+                        "Use a sample of the rows.")
+    if frame.shape[1] > max_columns:
+        raise DataError(f"'{name}' has {frame.shape[1]:,} columns; the limit is {max_columns:,} columns "
+                        f"({limits.COLUMNS.setting}). Keep only the columns the model needs.")
     if frame.shape[1] == 1:
         raise DataError(f"'{name}' has only one column ('{frame.columns[0]}'). Trainboard needs at least one "
                         "column to learn from and one to predict. If your file uses another separator, "

@@ -138,7 +138,7 @@ def cast_column(col: pd.Series, role: str) -> pd.Series:
     if role == "datetime":
         if pd.api.types.is_datetime64_any_dtype(col):
             return col
-        return pd.to_datetime(col, errors="coerce", format="mixed")
+        return parse_dates(col)
     if role == "categorical":
         # Label each distinct value once and index by code: a Python call per cell cost 0.9 s and
         # 400 MB at 900k rows (a million rows rarely hold more than a few thousand values).
@@ -206,7 +206,16 @@ class DateParts(BaseEstimator, TransformerMixin):
 def _as_dates(col: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(col):
         return col
-    return pd.to_datetime(col, errors="coerce", format="mixed")
+    return parse_dates(col)
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    """Values written as dates → datetimes, anything unreadable missing. Dates with different UTC
+    offsets (or some with and some without one) are put on UTC: pandas refuses to mix them."""
+    try:
+        return pd.to_datetime(values, errors="coerce", format="mixed")
+    except (ValueError, TypeError):
+        return pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
 
 
 def _days_since_1970(dates: pd.Series) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from core import limits as settings
 from core.errors import DataError
 from core.types import ImageData, LoadReport
 
@@ -52,11 +53,12 @@ IS_LINK = "a link (not followed)"
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """Caps that keep a hostile or accidental upload from exhausting memory or time."""
+    """Caps that keep a hostile or accidental upload from exhausting memory or time
+    (``max_files`` and ``max_total_bytes`` default to the ``core.limits`` settings: ``image_limits()``)."""
 
-    max_files: int = 50_000
+    max_files: int = settings.IMAGES.default
     max_file_bytes: int = 20 * 1024**2
-    max_total_bytes: int = 1024**3
+    max_total_bytes: int = settings.IMAGES_MB.default * 1024**2
     max_pixels: int = 40_000_000
     max_array_bytes: int = 1_500_000_000
 
@@ -69,10 +71,14 @@ class ImageLimits:
         return f"more than {self.max_pixels / 1e6:g} million pixels"
 
 
-DEFAULT_LIMITS = ImageLimits()
-#: What an image upload may be (suffixes without the dot, for the upload widgets) and a zip's largest size.
+def image_limits() -> ImageLimits:
+    """The limits in force now: the defaults, with the file count and total size from their settings."""
+    return ImageLimits(max_files=settings.IMAGES.value(), max_total_bytes=settings.IMAGES_MB.value() * 1024**2)
+
+
+#: What an image upload may be (suffixes without the dot, for the upload widgets); a zip's largest
+#: size is ``core.limits.IMAGES_MB``.
 IMAGE_UPLOAD_TYPES = tuple(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
-MAX_IMAGES_MB = DEFAULT_LIMITS.max_total_bytes // 2**20
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,9 @@ class _Budget:
             size += len(chunk)
             self.total += len(chunk)
             if self.total > self.limits.max_total_bytes:
-                raise DataError(f"The images add up to more than {_megabytes(self.limits.max_total_bytes)} "
-                                "once unpacked. Use fewer or smaller images (for example a sample of each class).")
+                raise DataError(f"The images add up to more than {_megabytes(self.limits.max_total_bytes)} once "
+                                f"unpacked, the limit ({settings.IMAGES_MB.setting}). Use fewer or smaller images "
+                                "(for example a sample of each class).")
             if size > self.limits.max_file_bytes:
                 return None
             parts.append(chunk)
@@ -121,7 +128,7 @@ class _Budget:
 
 
 def load_images(source: Any, name: str | None = None, *, image_size: int | None = None,
-                limits: ImageLimits = DEFAULT_LIMITS, channels: int | None = None) -> ImageData:
+                limits: ImageLimits | None = None, channels: int | None = None) -> ImageData:
     """Decode a labelled image set (one folder per class) into an ``ImageData``.
 
     ``source``: a folder path, a zip path, zip bytes or a binary file-like (an uploaded file),
@@ -129,6 +136,7 @@ def load_images(source: Any, name: str | None = None, *, image_size: int | None 
     and ``channels`` (1 or 3) force the output shape; otherwise both are chosen from the data.
     Raises ``DataError`` with a message for people when the set cannot be used.
     """
+    limits = limits or image_limits()
     with ExitStack() as stack:
         entries, skipped, shown = _entries(source, name, limits, stack)
         images = _class_entries(entries, skipped, shown)
@@ -144,11 +152,12 @@ def load_images(source: Any, name: str | None = None, *, image_size: int | None 
 
 
 def load_unlabelled_images(source: Any, name: str | None = None, *, image_size: int, channels: int,
-                           limits: ImageLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, tuple[str, ...]]:
+                           limits: ImageLimits | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Images to predict on (any folder layout, no classes) at a model's size and channels.
 
     Returns the uint8 array N×C×S×S and the files' names; unreadable files are left out.
     """
+    limits = limits or image_limits()
     with ExitStack() as stack:
         entries, skipped, shown = _entries(source, name, limits, stack)
         images = [(e.name, "", e) for e in _image_entries(entries, skipped)]
@@ -177,7 +186,7 @@ _CACHE_ENTRIES = 4
 
 
 def load_images_cached(source: Any, name: str | None = None, *, image_size: int | None = None,
-                       limits: ImageLimits = DEFAULT_LIMITS, channels: int | None = None) -> ImageData:
+                       limits: ImageLimits | None = None, channels: int | None = None) -> ImageData:
     """``load_images`` behind a small in-process LRU keyed by the source's content.
 
     Bytes and uploads are keyed by their sha256; paths by the names, sizes and modification
@@ -187,6 +196,7 @@ def load_images_cached(source: Any, name: str | None = None, *, image_size: int 
     if not isinstance(source, (str, os.PathLike, list, tuple)):
         name = name or _source_name(source, None)
         source = _as_bytes(source)
+    limits = limits or image_limits()
     key = (_content_key(source), name, image_size, limits, channels)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -292,8 +302,8 @@ def safe_member_name(name: str) -> str:
 
 def _check_count(n: int, limits: ImageLimits) -> None:
     if n > limits.max_files:
-        raise DataError(f"The upload holds more than {limits.max_files:,} files. "
-                        "Use fewer images (for example a sample of each class).")
+        raise DataError(f"The upload holds more than {limits.max_files:,} files, the limit "
+                        f"({settings.IMAGES.setting}). Use fewer images (for example a sample of each class).")
 
 
 def _parts(name: str) -> list[str]:

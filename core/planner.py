@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import PlanError
-from core.features import NATIVE_CATEGORY_LIMIT
+from core.features import NATIVE_CATEGORY_LIMIT, cast_column
 from core.models import baseline_for, families, get_family, trainable
 from core.models.base import LARGE_TABLE, DataSummary, ImageLook
 from core.types import AUTO, Candidate, DeviceInfo, ImageData, Plan, Prepared
@@ -158,7 +158,8 @@ def _code_columns(data: Prepared) -> tuple[str, ...]:
     for c in data.used_columns:
         if c.role != "numeric" or not 3 <= c.n_unique <= CODE_VALUES:
             continue
-        values = np.asarray(data.X[c.name], dtype=float) if c.name in data.X else np.empty(0)
+        # Cast as the model will (a column the user set to numeric may hold text: that is missing).
+        values = cast_column(data.X[c.name], "numeric").to_numpy() if c.name in data.X else np.empty(0)
         values = values[np.isfinite(values)]
         if values.size and np.all(values == np.round(values)):
             names.append(c.name)

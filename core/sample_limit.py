@@ -10,7 +10,8 @@ its setting, how many rows were kept. The limit is the smaller of
 * the rows whose estimated peak fits in ``TRAINBOARD_JOB_MEMORY_MB`` (default: a quarter of
   the machine's memory, since a few jobs and the server share it).
 
-Both are read when a table is prepared, so the Data page, the plan and the job agree.
+Both are read when a table is prepared, so the Data page, the plan and the job agree; both are
+``core.limits`` entries (the one home of the server's limits).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-ROWS_ENV = "TRAINBOARD_SAMPLE_ROWS"
-MEMORY_ENV = "TRAINBOARD_JOB_MEMORY_MB"
-DEFAULT_ROWS = 2_000_000
+from core.limits import JOB_MEMORY_MB, SAMPLE_ROWS
+
+ROWS_ENV, MEMORY_ENV, DEFAULT_ROWS = SAMPLE_ROWS.env, JOB_MEMORY_MB.env, SAMPLE_ROWS.default
 #: A job's peak memory over the loaded table's own size (bench section 5: ~3× after the fixes
 #: of issue #15; kept with headroom, since wide text tables and the contest weigh more).
 PEAK_PER_TABLE = 5.0
@@ -36,15 +37,6 @@ class RowLimit:
     why: str  # "rows" or "memory"
 
 
-def _positive(env: Mapping[str, str], name: str) -> int | None:
-    raw = env.get(name, "").strip().replace("_", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return None
-    return value if value > 0 else None
-
-
 def _machine_memory_mb() -> int:
     try:
         return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20)
@@ -55,8 +47,8 @@ def _machine_memory_mb() -> int:
 def row_limit(table_bytes: int, n_rows: int, env: Mapping[str, str] | None = None) -> RowLimit:
     """The limit for a table of ``n_rows`` rows taking ``table_bytes`` in memory."""
     env = os.environ if env is None else env
-    by_rows = RowLimit(_positive(env, ROWS_ENV) or DEFAULT_ROWS, ROWS_ENV, "rows")
-    memory_mb = _positive(env, MEMORY_ENV) or _machine_memory_mb() // 4
+    by_rows = RowLimit(SAMPLE_ROWS.value(env), ROWS_ENV, "rows")
+    memory_mb = JOB_MEMORY_MB.value(env) or _machine_memory_mb() // 4
     if not memory_mb or n_rows <= 0 or table_bytes <= 0:
         return by_rows
     per_row = PEAK_PER_TABLE * table_bytes / n_rows

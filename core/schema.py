@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
-from core.features import MAX_ENCODED_WIDTH, category_label, encoded_width
+from core.features import MAX_ENCODED_WIDTH, category_label, encoded_width, parse_dates
 from core.sample_limit import row_limit, sample_notice
 from core.splits import sample_rows
 from core.types import USER_ROLES, ColumnInfo, Prepared, TableData, Task
@@ -140,8 +140,7 @@ def _looks_like_dates(values: pd.Series) -> bool:
     """At least 90% of the sample is written like a date and parses as one."""
     if values.str.fullmatch(_DATE_LIKE).mean() < 0.9:
         return False
-    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= 0.9)
+    return bool(parse_dates(values).notna().mean() >= 0.9)
 
 
 def _looks_like_free_text(values: pd.Series, n_unique: int, n_filled: int) -> bool:

@@ -32,6 +32,8 @@ from typing import Any
 
 import streamlit as st
 
+from core import limits
+from core.errors import DataError
 from core.runs import DEFAULT_RUNS_DIR
 from core.types import ImageData, TableData
 
@@ -172,14 +174,25 @@ def safe_name(name: str) -> str:
 
 
 def save_upload(name: str, payload: bytes) -> Path:
-    """Write an uploaded file once into this session's private folder; the worker reads it there."""
+    """Write an uploaded file once into this session's private folder; the worker reads it there.
+    Refuses (``DataError``) a file that would take the folder past the per-session disk limit."""
     digest = hashlib.sha256(payload).hexdigest()[:12]
     folder = session().upload_dir / digest
+    _check_disk(session().upload_dir, len(payload), name)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe_name(name)
     if not path.exists():
         path.write_bytes(payload)
     return path
+
+
+def _check_disk(upload_dir: Path, size: int, name: str) -> None:
+    limit = limits.SESSION_DISK_MB.value()
+    used = sum(p.stat().st_size for p in upload_dir.rglob("*") if p.is_file())
+    if used + size > limit * 2**20:
+        raise DataError(f"'{name}' would take this session's uploads to {(used + size) / 2**20:,.0f} MB; the limit "
+                        f"is {limit:,} MB per session ({limits.SESSION_DISK_MB.setting}). Reload the page to "
+                        "start a fresh session, or upload a smaller file.")
 
 
 def loaded() -> LoadedData | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from core import limits
 from core.jobs.backend import Backend
 from core.jobs.inline import InlineBackend
 from core.jobs.manager import FINAL_STATES, Job, JobManager
@@ -36,7 +37,7 @@ def make_job_manager(env: Mapping[str, str] = os.environ) -> JobManager:
     elif env.get("TRAINBOARD_RAY_ADDRESS"):
         backend = ray_backend_from(env)
     else:
-        backend = ProcessBackend()
+        backend = ProcessBackend(workers=limits.max_jobs(env))  # TRAINBOARD_MAX_JOBS, else half the cores
     cap = env.get("TRAINBOARD_MAX_JOB_S")
     return JobManager(backend, grace_s=float(env.get("TRAINBOARD_STOP_GRACE_S", 20)),
                       max_seconds=float(cap) if cap else 3600.0,
