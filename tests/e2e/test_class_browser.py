@@ -149,16 +149,26 @@ def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(bro
     mine = [p for p in uploads(folder) if p not in before]  # this session's private folder
     assert len(mine) == 1 and any(mine[0].rglob("churn.csv"))
     open_page(page, "Train")
+    # The sidebar's device check reruns the page once when it answers: let that happen before
+    # opening a dropdown it would close.
+    page.get_by_text("checking…").wait_for(state="detached", timeout=TRAIN_TIMEOUT_MS)
+    wait_for_app(page)
     page.locator("summary", has_text="Settings").click()
     # A forest of 3,000 trees has no early stopping: it is still growing when the tab closes
     # (an MLP on churn stops early within a second or two on a quiet machine).
-    select_option(page, "Model", "Random forest")
+    page.get_by_label("Model", exact=True).first.click()
+    page.keyboard.type("Random forest")  # the filtered list's first option has the focus:
+    page.keyboard.press("Enter")  # Enter picks it (its element is redrawn too often to click)
+    wait_for_app(page)
+    page.get_by_text("Random forest").first.wait_for()
     field = page.get_by_label("Most epochs / boosting rounds / trees (0 = automatic)")
     field.fill("3000")
     field.press("Enter")
     wait_for_app(page)
     page.get_by_role("button", name="Start training").click()
     page.get_by_role("button", name=re.compile(r"Stop$")).wait_for(timeout=TRAIN_TIMEOUT_MS)
+    # Stop shows for a queued job too (a fresh worker still loading its libraries): wait until it trains.
+    page.get_by_text("training…").first.wait_for(timeout=TRAIN_TIMEOUT_MS)
     context.close()  # the tab is closed mid-training
 
     runs = folder / "runs"
