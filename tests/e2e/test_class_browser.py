@@ -135,15 +135,19 @@ def test_five_sessions_at_once_and_the_server_comes_back_to_its_baseline(browser
     assert rss_after <= rss_before + MEMORY_SLACK_MB
 
 
-def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(browser, class_server):
+def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(browser, class_server, tmp_path):
     url, _, folder = class_server
+    # Churn ten times over: 5,000 trees on it take far longer than the disconnect grace (on churn
+    # itself a quiet machine grows them in a few seconds, and the job could end before its cancel).
+    big = tmp_path / "churn.csv"
+    pd.concat([pd.read_csv(SAMPLES / "churn.csv")] * 10).to_csv(big, index=False)
     before = uploads(folder)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(url)
     wait_for_app(page)
-    upload(page, "A table", SAMPLES / "churn.csv")
+    upload(page, "A table", big)
     page.get_by_role("heading", name="Loaded: churn.csv").wait_for()
     wait_for_app(page)
     mine = [p for p in uploads(folder) if p not in before]  # this session's private folder
@@ -154,7 +158,7 @@ def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(bro
     page.get_by_text("checking…").wait_for(state="detached", timeout=TRAIN_TIMEOUT_MS)
     wait_for_app(page)
     page.locator("summary", has_text="Settings").click()
-    # A forest of 3,000 trees has no early stopping: it is still growing when the tab closes
+    # A forest of 5,000 trees has no early stopping: it is still growing when the tab closes
     # (an MLP on churn stops early within a second or two on a quiet machine).
     page.get_by_label("Model", exact=True).first.click()
     page.keyboard.type("Random forest")  # the filtered list's first option has the focus:
@@ -162,7 +166,7 @@ def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(bro
     wait_for_app(page)
     page.get_by_text("Random forest").first.wait_for()
     field = page.get_by_label("Most epochs / boosting rounds / trees (0 = automatic)")
-    field.fill("3000")
+    field.fill("5000")
     field.press("Enter")
     wait_for_app(page)
     page.get_by_role("button", name="Start training").click()
@@ -179,4 +183,4 @@ def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(bro
             break
         time.sleep(1.0)
     assert not mine[0].exists(), "the session's uploads are still on the server"
-    assert stopped, "the job of the closed session was not stopped"
+    assert stopped, f"the job of the closed session was not stopped: {[(r.run_id, r.cancelled) for r in list_runs(runs)]}"
