@@ -17,7 +17,6 @@ runs, and loading rebuilds it from the installed package.
 from __future__ import annotations
 
 import json
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,16 @@ from core.models.backbone import (
 from core.models.base import FitContext, Fitted, epoch_event, stop_message
 from core.models.cnn import ImageClassifier
 from core.models.pretrained_family import ACCELERATOR_INPUT, BACKBONE_LABEL, CPU_INPUT
-from core.models.torch_loop import Batches, EarlyStop, Hook, Loop, StepEvents, StopOrBudget, seeded
+from core.models.torch_loop import (
+    Batches,
+    EarlyStop,
+    Hook,
+    Loop,
+    StepEvents,
+    StopOrBudget,
+    reading_saved_model,
+    seeded,
+)
 
 FORMAT = "trainboard-pretrained"
 STRENGTHS = (0.01, 0.1, 1.0)  # the logistic regression's C, tried by cross-validation
@@ -359,25 +367,20 @@ def _write(spec: dict[str, Any], state: dict[str, torch.Tensor], folder: Path) -
 
 def _read(folder: Path, kind: str) -> PretrainedClassifier:
     folder = Path(folder)
-    try:
-        spec = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-        if spec.get("format") != FORMAT or spec.get("kind") != kind:
-            raise ValueError(f"not a Trainboard {kind} model")
-        state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
-        size = int(spec["backbone"]["input_size"])
-        net = PretrainedNet(backbone(size, "cpu", trainable=kind == "finetune"), len(spec["class_names"]))
-        net.head.load_state_dict({k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
-        tail = {k[len("tail."):]: v for k, v in state.items() if k.startswith("tail.")}
-        if kind == "finetune":
-            _load_tail(net.backbone, tail)
-    except BackboneUnavailable as err:
-        raise RunError(f"{err} This run was trained on it ({spec['backbone']['packages']}).") from None
-    except FileNotFoundError as err:
-        raise RunError(f"The run folder '{folder}' has no saved model ({Path(err.filename).name} is missing). "
-                       "Train the model again.") from None
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise RunError(f"The saved model in '{folder}' is damaged or from another program ({err}). "
-                       "Train the model again.") from None
+    with reading_saved_model(folder):
+        try:
+            spec = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+            if spec.get("format") != FORMAT or spec.get("kind") != kind:
+                raise ValueError(f"not a Trainboard {kind} model")
+            state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
+            size = int(spec["backbone"]["input_size"])
+            net = PretrainedNet(backbone(size, "cpu", trainable=kind == "finetune"), len(spec["class_names"]))
+            net.head.load_state_dict({k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
+            tail = {k[len("tail."):]: v for k, v in state.items() if k.startswith("tail.")}
+            if kind == "finetune":
+                _load_tail(net.backbone, tail)
+        except BackboneUnavailable as err:
+            raise RunError(f"{err} This run was trained on it ({spec['backbone']['packages']}).") from None
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     net.eval()

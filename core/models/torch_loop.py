@@ -23,16 +23,33 @@ Messages are worded here once, so every family says the same thing when it stops
 from __future__ import annotations
 
 import math
+import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
+from core.errors import RunError
 from core.events import Callback, EpochEnded, Message, StopFlag, ignore
 from core.models.base import EarlyStopping, StepThrottle, epoch_event, stop_message
+
+
+@contextmanager
+def reading_saved_model(folder: Path) -> Iterator[None]:
+    """Loading a torch run's ``model.json`` + ``model.pt``: a missing or damaged file becomes one
+    clear ``RunError`` (every torch family says the same)."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise RunError(f"The run folder '{folder}' has no saved model ({Path(err.filename).name} is missing). "
+                       "Train the model again.") from None
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        raise RunError(f"The saved model in '{folder}' is damaged or from another program ({err}). "
+                       "Train the model again.") from None
 
 
 def warm_up() -> None:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ from core.planner import Overrides
 from core.runs import list_runs
 from tests.core import job_bodies as body
 from tests.core.helpers import churn_like
+from tests.core.test_jobs import wait_for  # one polling helper for the job tests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,15 +38,6 @@ def churn_csv(tmp_path):
 def linear(csv: Path, runs: Path) -> JobSpec:
     return JobSpec(source=str(csv), name="churn.csv", target="churned", runs_dir=str(runs),
                    overrides=Overrides(model="linear"))
-
-
-def wait_for(predicate, timeout=30.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_an_exception_inside_training_fails_that_job_in_words_and_in_the_log(churn_csv, tmp_path, monkeypatch,
