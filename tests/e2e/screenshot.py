@@ -95,7 +95,10 @@ def select_option(page, label: str, option: str) -> None:
     """Pick the option containing ``option`` in the selectbox labelled ``label``, then settle."""
     page.get_by_label(label, exact=True).first.click()
     page.keyboard.type(option)  # filters the list: long lists only draw the options in view
-    page.get_by_role("option").filter(has_text=option).first.click()
+    page.get_by_role("option").filter(has_text=option).first.wait_for()
+    # The first match has the focus: Enter picks it. (Clicking it raced the menu's redraws: its
+    # element was replaced again and again while a busy server answered, and the click timed out.)
+    page.keyboard.press("Enter")
     page.keyboard.press("Escape")  # a multiselect keeps its menu open over the page
     page.wait_for_timeout(300)
     wait_for_app(page)

@@ -160,10 +160,7 @@ def test_a_browser_that_goes_away_mid_training_loses_its_job_and_its_uploads(bro
     page.locator("summary", has_text="Settings").click()
     # A forest of 5,000 trees has no early stopping: it is still growing when the tab closes
     # (an MLP on churn stops early within a second or two on a quiet machine).
-    page.get_by_label("Model", exact=True).first.click()
-    page.keyboard.type("Random forest")  # the filtered list's first option has the focus:
-    page.keyboard.press("Enter")  # Enter picks it (its element is redrawn too often to click)
-    wait_for_app(page)
+    select_option(page, "Model", "Random forest")
     page.get_by_text("Random forest").first.wait_for()
     field = page.get_by_label("Most epochs / boosting rounds / trees (0 = automatic)")
     field.fill("5000")
