@@ -26,6 +26,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-s
 #: so "settled" means: a page title is drawn and the icon has stayed away for a while.
 RUNNING = '[data-testid="stStatusWidgetRunningIcon"]'
 TITLE = '[data-testid="stMain"] h1'
+#: Tries at opening a dropdown and finding its option (a page rerun may close the menu meanwhile).
+SELECT_ATTEMPTS = 4
 
 
 def free_port() -> int:
@@ -93,9 +95,19 @@ def click_text(page, text: str) -> None:
 
 def select_option(page, label: str, option: str) -> None:
     """Pick the option containing ``option`` in the selectbox labelled ``label``, then settle."""
-    page.get_by_label(label, exact=True).first.click()
-    page.keyboard.type(option)  # filters the list: long lists only draw the options in view
-    page.get_by_role("option").filter(has_text=option).first.wait_for()
+    from playwright.sync_api import TimeoutError  # noqa: A004 (Playwright's own, raised by wait_for)
+
+    for attempt in range(SELECT_ATTEMPTS):
+        page.get_by_label(label, exact=True).first.click()
+        page.keyboard.type(option)  # filters the list: long lists only draw the options in view
+        try:
+            page.get_by_role("option").filter(has_text=option).first.wait_for(timeout=10_000)
+            break
+        except TimeoutError:  # a rerun of the page closed the menu under us: open it again
+            page.keyboard.press("Escape")
+            wait_for_app(page)
+            if attempt == SELECT_ATTEMPTS - 1:
+                raise
     # The first match has the focus: Enter picks it. (Clicking it raced the menu's redraws: its
     # element was replaced again and again while a busy server answered, and the click timed out.)
     page.keyboard.press("Enter")
