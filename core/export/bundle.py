@@ -254,9 +254,7 @@ def _fenced(language: str, code: str) -> str:
 def _sklearn_readme(run: RunRecord) -> str:
     features = list(run.data.feature_columns)
     label = prediction_column(run)
-    lines = ["import json", "", "import joblib", "import pandas as pd", "",
-             'manifest = json.load(open("manifest.json", encoding="utf-8"))',
-             'model = joblib.load("model.joblib")  # a scikit-learn Pipeline: raw columns in',
+    lines = [*_template("sklearn_snippet_head.py.txt").splitlines(),
              'rows = pd.read_csv("new_rows.csv")  # your file (Excel: pd.read_excel)',
              f"features = {features!r}",
              "X = rows[features]  # a KeyError names any column the file lacks"]
@@ -321,149 +319,20 @@ def _torch_readme(run: RunRecord, code: bool) -> str:
     ])
 
 
-_PREDICT_HEAD = '''"""Predictions from Trainboard run {run_id} ({name}) without Trainboard:
-
-    {usage}
-
-or ``from predict import {function}``. {how}
-"""
-
-from __future__ import annotations
-
-{imports}
-
-HERE = Path(__file__).resolve().parent
-MANIFEST = json.loads((HERE / "manifest.json").read_text(encoding="utf-8"))
-CLASSES = tuple(MANIFEST["data"]["classes"])
-THRESHOLD = (MANIFEST.get("threshold") or {{}}).get("value") if len(CLASSES) == 2 else None
-PREDICTION, CONFIDENCE, PROBABILITY, THRESHOLD_COLUMN = {columns}
+#: The code a bundle hands to its user (predict.py's parts, the README snippet's loading lines) lives
+#: as text templates: it runs on the user's machine, on the user's own bundle, never in the app.
+TEMPLATES = Path(__file__).with_name("templates")
 
 
-# ---- from Trainboard's source: {origin} ----
-
-{definitions}
-
-# ---- this bundle -------------------------------------------------------------------------------
+def _template(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def class_answers(proba) -> dict:
-    """As the app answers: the class decided (at the run's threshold for a yes/no question), its
-    probability, each class's probability, the threshold."""
-    index = decide(proba, CLASSES, THRESHOLD)
-    answers = {{PREDICTION: np.asarray(CLASSES, dtype=object)[index],
-               CONFIDENCE: proba[np.arange(len(proba)), index]}}
-    answers.update({{PROBABILITY + c: proba[:, i] for i, c in enumerate(CLASSES)}})
-    if THRESHOLD is not None:
-        answers[THRESHOLD_COLUMN] = np.full(len(proba), THRESHOLD)
-    return answers
-'''
+_PREDICT_HEAD = _template("predict_head.py.txt")
 
-_MLP_BODY = '''
+_MLP_BODY = _template("predict_mlp.py.txt")
 
-FEATURES = {features!r}
-
-
-def load_network():
-    """The network rebuilt from model.json, its weights from model.pt (tensors only)."""
-    spec = json.loads((HERE / "model.json").read_text(encoding="utf-8"))
-    net = build_module(spec["layer_sizes"], spec["params"]["dropout"])
-    net.load_state_dict(torch.load(HERE / "model.pt", weights_only=True, map_location="cpu"))
-    return net.eval(), spec
-
-
-def predict_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with the answers appended (input columns kept, in their order)."""
-    missing = [c for c in FEATURES if c not in rows.columns]
-    if missing:
-        raise KeyError(f"the table lacks column(s) the model needs: {{missing}}")
-    prep = joblib.load(HERE / "preprocess.joblib")  # needs core/ beside this file
-    net, spec = load_network()
-    outputs = _outputs(net, torch.from_numpy(_dense32(prep.transform(rows[FEATURES])))).double()
-    if "classes" not in spec:  # a number: the network learnt it standardised
-        answers = {{PREDICTION: outputs.numpy().ravel() * spec["target_std"] + spec["target_mean"]}}
-    else:
-        proba = pd.DataFrame(torch.softmax(outputs, dim=1).numpy(), columns=[str(c) for c in spec["classes"]])
-        answers = class_answers(proba.reindex(columns=list(CLASSES), fill_value=0.0).to_numpy())
-    return pd.concat([rows, pd.DataFrame(answers, index=rows.index)], axis=1)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csv")
-    parser.add_argument("--out", default="predictions.csv")
-    args = parser.parse_args()
-    predict_table(pd.read_csv(args.csv)).to_csv(args.out, index=False)
-    print(f"wrote {{args.out}}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()
-'''
-
-_CNN_BODY = '''
-
-IMAGE_SIZE, CHANNELS = {image_size}, {channels}
-
-
-def load_network():
-    """The network rebuilt from model.json, its weights from model.pt (tensors only)."""
-    spec = json.loads((HERE / "model.json").read_text(encoding="utf-8"))
-    net = _net_from_spec(spec).place("cpu")
-    net.load_state_dict(torch.load(HERE / "model.pt", weights_only=True, map_location="cpu"))
-    return net.eval()
-
-
-def image_files(folder) -> list[str]:
-    """Image files under ``folder`` (any layout) as relative names, sorted as the app sorts them."""
-    root, names = Path(folder), []
-    for path in root.rglob("*"):
-        name = path.relative_to(root).as_posix()
-        parts = _parts(name)
-        if path.is_file() and not path.is_symlink() and not _is_ignored(parts) \\
-                and Path(parts[-1]).suffix.lower() in IMAGE_SUFFIXES:
-            names.append(name)
-    return sorted(names)
-
-
-def load_images(folder) -> tuple[np.ndarray, list[str]]:
-    """The images as uint8 N×C×S×S, resized as in the app; unreadable files are skipped (and named)."""
-    arrays, kept = [], []
-    for name in image_files(folder):
-        try:
-            with Image.open(Path(folder) / name, formats=IMAGE_FORMATS) as image:
-                arrays.append(_pixels(image, IMAGE_SIZE, CHANNELS))
-            kept.append(name)
-        except Exception as err:  # a damaged file: say so and go on
-            print(f"skipped {{name}}: {{err}}", file=sys.stderr)
-    if not arrays:
-        raise ValueError(f"no readable images under {{folder}}")
-    return np.stack(arrays), kept
-
-
-def predict_folder(folder) -> pd.DataFrame:
-    """One row per image: its file name and the answers."""
-    images, names = load_images(folder)
-    net = load_network()
-    parts = []
-    with torch.inference_mode():
-        for start in range(0, len(images), PREDICT_BATCH):
-            logits = net(torch.tensor(images[start:start + PREDICT_BATCH]))
-            parts.append(torch.softmax(logits.double(), dim=1).numpy())
-    return pd.DataFrame({{"file": names, **class_answers(np.concatenate(parts))}})
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder")
-    parser.add_argument("--out", default="predictions.csv")
-    args = parser.parse_args()
-    predict_folder(args.folder).to_csv(args.out, index=False)
-    print(f"wrote {{args.out}}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()
-'''
+_CNN_BODY = _template("predict_cnn.py.txt")
 
 
 def _predict_script(run: RunRecord, needed: dict[str, list[str]], body: str, usage: str, function: str,
