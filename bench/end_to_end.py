@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import Config, Section, Spread, Table, log, own_peak_rss_mb, run_child
@@ -194,22 +193,11 @@ def figures_child(run_dir: str) -> dict[str, Any]:
 
 
 def _gallery_figure(run_dir: str, plots):
-    """The image runs' gallery of confident mistakes, read as ``ui.views.load_gallery`` reads it."""
-    path = Path(run_dir) / "gallery.npz"
-    if not path.exists():
-        return None
-    import numpy as np
+    """The image runs' gallery of confident mistakes, read as Evaluate reads it."""
+    from core.image_eval import read_gallery
 
-    with np.load(path, allow_pickle=False) as stored:
-        if "images" not in stored or len(stored["images"]) == 0:
-            return None
-        images = stored["images"]
-        saliency = stored["saliency"] if "saliency" in stored else None
-        n = len(images)
-        true = stored["true"] if "true" in stored else [""] * n
-        predicted = stored["predicted"] if "predicted" in stored else [""] * n
-    titles = [f"true {t} → said {p}" for t, p in zip(true, predicted, strict=True)]
-    return plots.image_gallery(images, titles, saliency)
+    gallery = read_gallery(run_dir)
+    return None if gallery is None else plots.image_gallery(gallery.images, list(gallery.titles), gallery.saliency)
 
 
 def run(cfg: Config, shared: dict[str, Any]) -> Section:
