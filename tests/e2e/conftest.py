@@ -27,19 +27,19 @@ def skip_without_chromium() -> None:
 
 
 @contextlib.contextmanager
-def app_server(folder: Path, env: dict[str, str] | None = None):
+def app_server(folder: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
     """``streamlit run app.py`` with its runs in ``folder / "runs"``; yields (URL, process). Its log
     (``folder / "server.log"``) is printed when it fails to start."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, TRAINBOARD_RUNS=str(folder / "runs"), PYTHONUNBUFFERED="1", **(env or {}))
-    env.pop("TRAINBOARD_INLINE_JOBS", None)  # the real thing: training in worker processes
+    base = {k: v for k, v in os.environ.items() if k != "TRAINBOARD_INLINE_JOBS"}  # real worker processes,
+    env = dict(base, TRAINBOARD_RUNS=str(folder / "runs"), PYTHONUNBUFFERED="1", **(env or {}))  # unless asked
     log_path = folder / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+             "--server.fileWatcherType", "none", *args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

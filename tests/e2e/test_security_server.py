@@ -5,9 +5,6 @@ watched, and a disconnected session ends after 1 s (`TRAINBOARD_DISCONNECT_GRACE
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.screenshot import CHROMIUM, free_port, healthy, wait_for_app
+from tests.e2e.conftest import app_server
+from tests.e2e.screenshot import CHROMIUM, wait_for_app
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,29 +27,9 @@ def watched_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("security")
     temp = folder / "tmp"
     temp.mkdir()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, TRAINBOARD_RUNS=str(folder / "runs"), TMPDIR=str(temp), PYTHONUNBUFFERED="1",
-               TRAINBOARD_INLINE_JOBS="1", TRAINBOARD_DISCONNECT_GRACE_S="1")
-    with open(folder / "server.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-             "--server.disconnectedSessionTTL", "2"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+    env = {"TMPDIR": str(temp), "TRAINBOARD_INLINE_JOBS": "1", "TRAINBOARD_DISCONNECT_GRACE_S": "1"}
+    with app_server(folder, env, ("--server.disconnectedSessionTTL", "2")) as (url, _):
         yield url, temp
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_an_upload_without_the_pages_xsrf_token_is_refused(watched_server):
