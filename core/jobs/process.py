@@ -34,7 +34,7 @@ READY = "ready"  # what a worker sends once its imports are done
 WORKER_ENV: Mapping[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def _limit_threads(threads: int) -> None:
+def limit_threads(threads: int) -> None:
     """Keep a worker to its share of the cores (OpenMP, BLAS and torch alike)."""
     from threadpoolctl import threadpool_limits
 
@@ -61,7 +61,7 @@ def _worker_main(inbox, outbox, stop, threads: int, preload: bool, env: Mapping[
     os.environ.update(env)  # first: before anything loads OpenMP
     if preload:
         preload_libraries()
-    _limit_threads(threads)
+    limit_threads(threads)
     from core.memory import release_freed_memory
 
     outbox.put(READY)

@@ -43,6 +43,7 @@ from typing import Any
 
 from core.events import Event, Message, RunFinished, RunStarted
 from core.jobs.backend import Emitted, Ended, Report, run_one
+from core.jobs.process import WORKER_ENV, limit_threads
 from core.types import DeviceInfo
 
 LOST = ("The cluster node running this job went away (or its worker was stopped), so the job ended without "
@@ -202,9 +203,15 @@ class _Outcome:
 
 
 class _JobActor:
-    """Runs one job (``run``, in one thread) and answers ``drain``/``stop`` on others."""
+    """Runs one job (``run``, in one thread) and answers ``drain``/``stop`` on others.
 
-    def __init__(self) -> None:
+    Its process starts with ``WORKER_ENV`` (Ray's ``runtime_env``, set before anything loads
+    OpenMP) and its job computes on ``threads`` threads, the CPUs it asked Ray for: the same
+    worker settings as a local worker process (bench section 12 measured why).
+    """
+
+    def __init__(self, threads: int) -> None:
+        self._threads = threads
         self._events: list[Event] = []
         self._held: RunFinished | None = None  # sent once the products are back on the server
         self._cond = threading.Condition()
@@ -226,6 +233,7 @@ class _JobActor:
         self._node = _node_here()
         if transfer.gpu_note:
             self._emit(Message("info", transfer.gpu_note))
+        limit_threads(self._threads)
         with tempfile.TemporaryDirectory(prefix="trainboard-job-") as scratch:
             local, dest_kind = _localise(spec, kind, transfer, Path(scratch))
             ended = run_one(job_id, local, kind, self._emit, self._stop, catch=BaseException)
@@ -516,7 +524,8 @@ class _Driver:
             num_cpus=self.settings.cpus_per_job, num_gpus=gpus,
             max_concurrency=3,  # run, drain and stop at once
             max_restarts=0,
-        ).remote()
+            runtime_env={"env_vars": dict(WORKER_ENV)},  # merged with the server's own runtime_env
+        ).remote(self.settings.cpus_per_job)
 
     def _keep_spare(self) -> None:
         """While a slot is free, keep the next job's actor started and warm: a job then starts at once

@@ -13,6 +13,7 @@ import pytest
 
 from core.events import EpochEnded, RunStarted
 from core.jobs import JobManager, make_job_manager
+from core.jobs.process import WORKER_ENV
 from core.pipeline import JobSpec
 from core.planner import Overrides
 from core.run_record import read_run
@@ -65,6 +66,13 @@ def test_events_stream_in_order_before_the_job_ends(jobs):
     job = jobs.wait(job.job_id, timeout=30)
     epochs = [e.epoch for e in job.events if isinstance(e, EpochEnded)]
     assert epochs == list(range(1, len(epochs) + 1)) and texts(job)[-1] == "stopped"
+
+
+def test_a_job_on_the_cluster_computes_under_the_local_workers_thread_settings(jobs):
+    """Idle OpenMP threads sleep (``WORKER_ENV``) and torch keeps to the CPUs the job asked for."""
+    job = jobs.wait(jobs.submit(ray_bodies.worker_settings, kind="call"), timeout=120)
+    assert job.state == "done", texts(job)
+    assert f"OMP_WAIT_POLICY={WORKER_ENV['OMP_WAIT_POLICY']} threads=1" in texts(job)
 
 
 def test_a_run_trained_on_the_cluster_comes_back_whole_and_predicts(jobs, churn_csv, tmp_path):
