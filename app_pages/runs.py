@@ -1,4 +1,5 @@
-"""Runs: every model trained on this server, newest first; open one, compare several, delete."""
+"""Runs: the models this browser's workspace trained, and the server's shared ones, newest first;
+open one, compare several, delete."""
 
 import streamlit as st
 
@@ -9,9 +10,11 @@ from ui.bundle_view import bundle_button
 from ui.widgets import lost_jobs_notice
 
 st.title("Runs")
-st.caption("Every model trained on this server, newest first. Each run keeps its model, scores and charts.")
+st.caption("The models you trained, and any the server shares with everyone, newest first. Each run keeps its "
+           "model, scores and charts. Others on this server do not see your runs; this page's address holds "
+           "your workspace, so keep it (bookmark it) to come back to them later.")
 lost_jobs_notice()
-runs = list_runs(state.runs_dir())
+runs = list_runs(state.runs_dir(), visible_to=state.workspace())
 if not runs:
     st.info("No trained runs yet. Load data, then train a model: each training run is saved here.")
     pages.link(pages.TRAIN, "Go to the Train page")

@@ -72,7 +72,7 @@ if st.button("Start training", type="primary", disabled=busy, icon=":material/pl
     # The plan shown above travels in the job and is trained as it is.
     spec = JobSpec(source=data.path, name=data.name, target=st.session_state.get(state.TARGET),
                    roles=dict(st.session_state.get(state.ROLES) or {}), overrides=overrides, plan=plan,
-                   runs_dir=str(state.runs_dir()), checks_off=state.checks_off())
+                   runs_dir=str(state.runs_dir()), checks_off=state.checks_off(), workspace=state.workspace())
     st.session_state[state.JOB] = state.job_manager().submit(spec, owner=state.session().owner)
     st.rerun()
 
@@ -80,7 +80,8 @@ if kind in ("tabular", "images"):
     with st.expander("Compare models first", icon=":material/leaderboard:"):
         compare_section(prepared, dict(source=data.path, name=data.name, target=st.session_state.get(state.TARGET),
                                        roles=dict(st.session_state.get(state.ROLES) or {}),
-                                       runs_dir=str(state.runs_dir()), checks_off=state.checks_off()),
+                                       runs_dir=str(state.runs_dir()), checks_off=state.checks_off(),
+                                       workspace=state.workspace()),
                         seed=int(seed), busy=busy)
 
 if job is not None:

@@ -46,6 +46,7 @@ class JobSpec:
     run_dir: str | None = None  # predict only: the saved run to apply
     out: str | None = None  # predict only: where the predictions go (CSV, with a Parquet copy beside it)
     checks_off: tuple[str, ...] = ()  # the data checks' opt-outs (``core.checks`` keys)
+    workspace: str | None = None  # whose run it saves (``core.runs.list_runs``); None: a shared run
 
     @property
     def display_name(self) -> str:
@@ -131,7 +132,8 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     evaluation = evaluate(result, classes, row_labels=row_labels)
     extra = _image_artifacts(prepared, result, evaluation) if isinstance(prepared, ImageData) else {}
     timings["evaluate_s"] = round(time.perf_counter() - t1, 3)
-    run_dir = save_run(spec.runs_dir, result, evaluation, prepared, spec.display_name, timings, extra, origin)
+    run_dir = save_run(spec.runs_dir, result, evaluation, prepared, spec.display_name, timings, extra, origin,
+                       workspace=spec.workspace)
     on_event(RunFinished(run=str(run_dir), stopped_early=result.main.stopped_early,
                          cancelled=result.main.cancelled))
     return run_dir

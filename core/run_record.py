@@ -128,6 +128,7 @@ class RunRecord:
     checks: tuple[dict[str, Any], ...] = ()  # the data checks' findings (``core.checks.Finding.record``)
     time_budget: float | None = None  # seconds the plan gave the whole run (None: no limit, or saved before it was)
     max_epochs: int | None = None  # the plan's cap on epochs / boosting rounds / trees (None: the family's own)
+    workspace: str | None = None  # whose it is (``core.runs.save_run``); None: shared (the CLI's, or saved before)
     predictions: pd.DataFrame | None = None  # row, true, predicted (+ proba per class / residual)
     worst: pd.DataFrame | None = None  # the validation rows with the largest errors
 
@@ -238,6 +239,7 @@ def _record(path: Path, m: dict[str, Any]) -> RunRecord:
         contest_refit=_optional((m.get("contest") or {}).get("refit"), bool),
         checks=tuple(m.get("checks") or ()), time_budget=_optional((m.get("limits") or {}).get("time_budget_s"), float),
         max_epochs=_optional((m.get("limits") or {}).get("max_epochs"), int),
+        workspace=_optional(m.get("workspace"), str),
     )
 
 

@@ -162,12 +162,14 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
 
 def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, data: Prepared | ImageData,
              source: str, timings: dict[str, float], extra_files: dict[str, Any] | None = None,
-             origin: dict[str, Any] | None = None) -> Path:
+             origin: dict[str, Any] | None = None, workspace: str | None = None) -> Path:
     """Write the run folder atomically and return its path.
 
     ``extra_files`` maps file names to callables ``write(path)`` for family-specific artefacts
     (e.g. image saliency arrays). ``origin`` is where the data came from and how it was read
     (``origin_section``): the manifest's ``data.origin``, which the run's code reads again.
+    ``workspace`` is whose run it is (the manifest's ``workspace``: a browser's workspace id, see
+    ``list_runs``); None saves a shared run, as the CLI does.
     """
     runs_dir = Path(runs_dir)
     # Evaluate's "look closer" needs validation inputs the run would not otherwise keep (bounded).
@@ -190,6 +192,7 @@ def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, 
         timings = dict(timings, save_s=round(time.perf_counter() - t0, 3))
         manifest = build_manifest(run_id, result, evaluation, data, source, timings)
         manifest["data"]["origin"] = jsonable(origin)
+        manifest["workspace"] = workspace
         manifest["files"] = sorted(files + [PREDICTIONS_FILE] + list(extra_files or {}))
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         final = runs_dir / run_id
@@ -209,17 +212,24 @@ def _not_saved(runs_dir: Path, err: OSError) -> StorageError:
                         "folder writable (TRAINBOARD_RUNS sets where it is), then train again.")
 
 
-def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> list[RunRecord]:
-    """Saved runs (their manifests, without predictions), newest first; damaged folders are skipped."""
+def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR, visible_to: str | None = None) -> list[RunRecord]:
+    """Saved runs (their manifests, without predictions), newest first; damaged folders are skipped.
+
+    ``visible_to`` (a workspace id) keeps that workspace's runs and the shared ones (saved without a
+    workspace: by the CLI, or before runs had owners), so in a class no one sees another's runs;
+    None lists every run (the CLI, the server's own housekeeping).
+    """
     runs_dir = Path(runs_dir)
     out = []
     for path in runs_dir.iterdir() if runs_dir.is_dir() else []:
         if path.name.startswith(".") or not (path / MANIFEST_FILE).is_file():
             continue
         try:
-            out.append(read_run(path, predictions=False))
+            run = read_run(path, predictions=False)
         except RunError:
             continue
+        if visible_to is None or run.workspace in (None, visible_to):
+            out.append(run)
     return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
 
 

@@ -62,6 +62,10 @@ EVALUATE_DEPENDENCE, EVALUATE_DEPENDENCE_CLASS = "evaluate_dependence", "evaluat
 EVALUATE_EXPLAIN_ROW, PREDICT_EXPLAIN_ROW = "evaluate_explain_row", "predict_explain_row"
 COMPARE_BUDGET = "compare_budget"
 SESSION_INFO = "_session_info"  # SessionInfo: in the session state, so a tab that reconnects keeps it
+#: The page address's query parameter holding the browser's workspace key: reloading the page, or
+#: opening its address again later, comes back to the same runs (``workspace``).
+WORKSPACE_PARAM = "workspace"
+_WORKSPACE_KEY = re.compile(r"[0-9a-f]{32}")
 
 #: After a browser disconnects, how long its jobs and uploads wait for it to come back before they are
 #: stopped and deleted: Streamlit keeps a disconnected session resumable for two minutes (a laptop's
@@ -89,8 +93,15 @@ class SessionInfo:
     """Per browser session: an owner id for its jobs and a private folder for its uploads."""
 
     owner: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    workspace_key: str = field(default_factory=lambda: uuid.uuid4().hex)  # the secret in the page's address
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="trainboard-upload-")))
     connected_at: float = field(default_factory=time.time)  # when the browser last (re)connected
+
+    @property
+    def workspace(self) -> str:
+        """Whose runs this session sees and saves (``core.runs.list_runs``): a digest of the key,
+        so a manifest (which travels in a bundle) never holds the key itself."""
+        return hashlib.sha256(self.workspace_key.encode()).hexdigest()[:16]
 
 
 def threshold_key(run_id: str) -> str:
@@ -158,13 +169,28 @@ def _connection(_info: SessionInfo) -> SessionInfo:
 
 
 def session() -> SessionInfo:
-    """This browser session's owner id and upload folder, kept across a reconnect; when the browser
-    has gone for ``DISCONNECT_GRACE_S`` its jobs are cancelled and its uploads deleted."""
+    """This browser session's owner id, upload folder and workspace, kept across a reconnect; when
+    the browser has gone for ``DISCONNECT_GRACE_S`` its jobs are cancelled and its uploads deleted.
+
+    The workspace key comes from the page's address (``?workspace=…``) when it holds one, and is put
+    there otherwise (again after a page switch drops it), so a reload keeps the session's runs.
+    """
     info = st.session_state.get(SESSION_INFO)
     if info is None:
-        info = st.session_state[SESSION_INFO] = SessionInfo()
+        info = SessionInfo()
+        key = st.query_params.get(WORKSPACE_PARAM, "")
+        if _WORKSPACE_KEY.fullmatch(key):
+            info.workspace_key = key
+        st.session_state[SESSION_INFO] = info
+    if st.query_params.get(WORKSPACE_PARAM) != info.workspace_key:
+        st.query_params[WORKSPACE_PARAM] = info.workspace_key
     _connection(info)
     return info
+
+
+def workspace() -> str:
+    """This browser's workspace id: the runs it lists, and the owner of the runs it trains."""
+    return session().workspace
 
 
 def safe_name(name: str) -> str:

@@ -79,7 +79,7 @@ def pick_run(key: str, label: str = "Run") -> RunRecord | None:
     With no runs it says so, links to Train and returns None. The choice is stored as the
     session's opened run, so Evaluate and Predict show the same one.
     """
-    runs = list_runs(state.runs_dir())
+    runs = list_runs(state.runs_dir(), visible_to=state.workspace())
     if not runs:
         st.info("No trained runs yet. Load data, then train a model: its results will appear here.")
         pages.link(pages.TRAIN, "Go to the Train page")

@@ -121,3 +121,38 @@ def test_real_photos_plan_the_pretrained_network_and_offer_the_image_comparison(
     caption = " ".join(c.value for c in at.caption)
     assert "convolutional neural network, pretrained features + logistic regression and fine-tuned" in caption
     assert any(b.label == "Compare models" for b in at.button)
+
+
+def runs_page_labels(at: AppTest) -> list[str]:
+    at.switch_page("app_pages/runs.py").run()
+    assert not at.exception, at.exception
+    return [o for m in at.multiselect for o in m.options]
+
+
+def test_a_class_sees_only_its_own_runs_and_a_reload_keeps_them(tmp_path):
+    """Each browser gets a workspace key in its page address: its runs are its own (a classmate's
+    session lists none of them), and opening the same address again finds them."""
+    at = train_page()
+    at.selectbox[0].select("linear").run()
+    start(at)
+    key = at.query_params["workspace"]
+    (mine,) = runs_page_labels(at)
+    assert "iris.csv" in mine
+    assert the_run(tmp_path).workspace not in (None, key)  # a digest: the key never lands in a manifest
+
+    classmate = AppTest.from_file(APP, default_timeout=60).run()
+    assert classmate.query_params["workspace"] != key
+    assert runs_page_labels(classmate) == []
+    assert "No trained runs yet" in " ".join(i.value for i in classmate.info)
+
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params["workspace"] = key
+    assert runs_page_labels(reloaded.run()) == [mine]
+    assert reloaded.query_params["workspace"] == key  # kept in the address after a page switch too
+
+
+def test_a_forged_workspace_key_gets_a_fresh_workspace(tmp_path):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["workspace"] = "../../etc"
+    at.run()
+    assert at.query_params["workspace"] != "../../etc" and len(at.query_params["workspace"]) == 32
