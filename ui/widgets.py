@@ -29,8 +29,9 @@ def need_data(what: str = "train a model") -> bool:
 
 
 def lost_jobs_notice() -> None:
-    """Say so when the server restarted while jobs were running: those jobs are gone."""
-    lost = state.lost_jobs()
+    """Say so when the server restarted while jobs were running: those of this workspace (or of
+    no one's, as the CLI's) are gone; a classmate's lost job is theirs to hear about."""
+    lost = [job for job in state.lost_jobs() if job.workspace in (None, state.workspace())]
     if not lost:
         return
     names = ", ".join(dict.fromkeys(job.name for job in lost))

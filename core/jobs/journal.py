@@ -28,6 +28,7 @@ class LostJob:
     name: str  # what the user called the data
     mode: str  # train, compare or predict
     started: float  # epoch seconds
+    workspace: str | None = None  # whose job it was (``JobSpec.workspace``): only they are told
 
 
 def _process_start(pid: int) -> str | None:
@@ -58,7 +59,8 @@ def job_started(runs_dir: str | Path, job_id: str, spec: Any) -> Path | None:
     the job itself will say so when it saves."""
     path = marker_path(runs_dir, job_id)
     record = {"name": getattr(spec, "display_name", "") or job_id, "mode": getattr(spec, "mode", "train"),
-              "started": time.time(), "pid": os.getpid(), "pid_start": _process_start(os.getpid())}
+              "started": time.time(), "pid": os.getpid(), "pid_start": _process_start(os.getpid()),
+              "workspace": getattr(spec, "workspace", None)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record))
@@ -87,8 +89,9 @@ def recover(runs_dir: str | Path) -> list[LostJob]:
         mine = pid == os.getpid() and start is not None and start == _process_start(pid)
         if mine or (pid != os.getpid() and _alive(pid, start)):
             continue  # a server still running (this one, or another sharing the runs folder)
+        workspace = record.get("workspace")
         lost.append(LostJob(str(record.get("name", "")), str(record.get("mode", "train")),
-                            float(record.get("started", 0.0))))
+                            float(record.get("started", 0.0)), workspace if isinstance(workspace, str) else None))
         path.unlink(missing_ok=True)
     for tmp in runs_dir.glob(".tmp-*") if runs_dir.is_dir() else []:
         pid = tmp.name.rsplit("-", 1)[-1]

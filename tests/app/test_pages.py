@@ -482,6 +482,9 @@ def test_runs_and_train_say_which_jobs_a_stopped_server_lost(runs, tmp_path, mon
     (folder / journal.FOLDER).mkdir()
     (folder / journal.FOLDER / f"{gone.pid}-job-7.json").write_text(json.dumps(
         {"name": "sales.csv", "mode": "train", "started": 1.0, "pid": gone.pid, "pid_start": "1"}))
+    (folder / journal.FOLDER / f"{gone.pid}-job-8.json").write_text(json.dumps(  # a classmate's
+        {"name": "theirs.csv", "mode": "train", "started": 2.0, "pid": gone.pid, "pid_start": "1",
+         "workspace": "0123456789abcdef"}))
     monkeypatch.setenv("TRAINBOARD_RUNS", str(folder))
     state.lost_jobs.clear()  # read once per server: this test is a new server
     try:
