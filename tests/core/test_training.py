@@ -220,3 +220,15 @@ def test_the_ridge_chooses_its_alpha_by_cross_validation():
     data = prepare(table(regression_table(n=300)), target="y")
     params = fit(data, plan(data, Overrides(model="linear"))).main.params
     assert params["regularisation"].startswith("chosen by leave-one-out") and params["alpha"] > 0
+
+
+def test_strengths_that_tie_keep_the_weakest():
+    """Separable rows: every strength ranks them perfectly (ROC AUC 1), so the search keeps the weakest
+    rather than flattening the probabilities for nothing."""
+    from core.models.tabular import LINEAR_CS
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    frame["y"] = np.where(frame["x"] > 0, "yes", "no")
+    data = prepare(table(frame), target="y")
+    assert fit(data, plan(data, Overrides(model="linear"))).main.params["C"] == max(LINEAR_CS)
