@@ -301,7 +301,7 @@ class CharPieces(BaseEstimator):
         return (per_word @ pieces).tocsr(), chars.get_feature_names_out()
 
 
-def _sample(n: int, limit: int, seed: int) -> np.ndarray | None:
+def sample_positions(n: int, limit: int, seed: int) -> np.ndarray | None:
     """Sorted positions of a seeded sample of ``limit`` of ``n`` rows; None when all fit."""
     if n <= limit:
         return None
@@ -347,7 +347,7 @@ class TextVectors(BaseEstimator, TransformerMixin):
         """Learn the vocabularies on (a sample of) the rows: the sample's positions (None: every
         row) and its vectors."""
         self.column_ = _text_name(X)
-        pick = _sample(len(docs), self.vocab_rows, self.seed)
+        pick = sample_positions(len(docs), self.vocab_rows, self.seed)
         sample = docs if pick is None else docs[pick]
         self.vectorizers_, vectors = [], []
         makers = (
@@ -472,7 +472,7 @@ class TextStack(BaseEstimator, TransformerMixin):
         """The linear model on these rows (at most ``max_rows`` of them, a seeded sample); ``warm``:
         the same fold's model at the previous strength, refitted from its weights (logistic
         regression)."""
-        if (pick := _sample(len(rows), self.max_rows, self.seed)) is not None:
+        if (pick := sample_positions(len(rows), self.max_rows, self.seed)) is not None:
             rows = rows[pick]
         words, y = words[rows], y[rows]
         if words.shape[1] == 0 or (self.task != "regression" and len(np.unique(y)) < 2):
@@ -500,7 +500,7 @@ class TextStack(BaseEstimator, TransformerMixin):
         """Each training row's score from the fold model that did not see it, at the chosen
         strength, and that strength (chosen on at most ``tune_rows`` rows)."""
         grid = self._grid()
-        tune = _sample(len(y), self.tune_rows, self.seed)
+        tune = sample_positions(len(y), self.tune_rows, self.seed)
         if tune is not None and len(grid) > 1:
             _, strength = self._search(words[tune], y[tune], grid)
             grid = (strength,)

@@ -133,6 +133,9 @@ def contest_candidates(data: Prepared, summary: DataSummary) -> tuple[Candidate,
         if unweighted_trees and not family.weighs_rare_binary:
             params.setdefault("weigh_classes", False)
         mains.append(Candidate(name=family.key, model=family.key, label=family.label, params=params))
+        variants += [Candidate(name=f"{family.key}-{v.name}", model=family.key, label=f"{family.label} ({v.label})",
+                               params={**params, **v.params, **summary.user_params}, note=v.note)
+                     for v in family.contest_variants(summary)]
         if family.family != "sklearn" or family.key == "forest":
             continue  # variants for the quick ones: a forest or a network per variant costs too much
         if log_question:

@@ -90,6 +90,17 @@ class Tuned:
     reasons: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Variant:
+    """Other settings of a family's own that the automatic contest scores beside its tuned ones
+    (``ModelFamily.contest_variants``): only scores can say whether they help on a table."""
+
+    name: str  # appended to the family's key: "hgb-small-leaves"
+    label: str  # appended to the family's label, in brackets
+    note: str  # what differs, in words, for the reasons
+    params: dict[str, Any] = field(default_factory=dict)  # over the family's tuned settings
+
+
 @dataclass(eq=False)
 class FitContext:
     """Everything a family needs for one fit.
@@ -166,6 +177,10 @@ class ModelFamily(ABC):
     def tune(self, data: DataSummary) -> Tuned:
         """Settings for ``data`` with the reasons in plain words (the user's own params win over them)."""
         return Tuned()
+
+    def contest_variants(self, data: DataSummary) -> tuple[Variant, ...]:
+        """Other settings of its own the automatic contest should also score on ``data`` (none by default)."""
+        return ()
 
     def why(self, data: DataSummary) -> str:
         """One sentence for the plan: why this family suits the data."""

@@ -140,3 +140,18 @@ def test_a_rare_binary_class_leaves_the_trees_unweighted():
     assert any("learn the classes unweighted" in r for r in plan(rare).reasons)
     common = prepare(table(churn_like(n=600, positive_share=0.4)), target="churned")
     assert all(c.params.get("weigh_classes", True) for c in plan(common).contest)
+
+
+def test_boosting_with_small_leaves_is_a_question_for_the_contest():
+    """Mid-sized tables: the contest also scores boosting with small leaves (rare patterns, such as a
+    daily table's holidays, need them); small tables already get small trees; the user's leaves stay."""
+    from core.models.tabular import SMALL_LEAVES_HGB
+
+    mid = prepare(table(churn_like(n=2000)), target="churned")
+    variant = next(c for c in plan(mid).contest if c.name == "hgb-small-leaves")
+    assert variant.model == "hgb" and all(variant.params[k] == v for k, v in SMALL_LEAVES_HGB.items())
+    assert "rare patterns" in variant.note and "small leaves" in variant.label
+    small = prepare(table(churn_like(n=400)), target="churned")
+    assert "hgb-small-leaves" not in [c.name for c in plan(small).contest]
+    mine = plan(mid, Overrides(params={"min_samples_leaf": 30}))
+    assert "hgb-small-leaves" not in [c.name for c in mine.contest]

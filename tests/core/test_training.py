@@ -3,6 +3,7 @@
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.events import EpochEnded, Message, RunStarted
@@ -182,3 +183,52 @@ def test_boosting_on_coded_categories_is_the_same_model_without_the_copies(churn
         assert list(booster.is_categorical_) == list(mask)
         assert (booster._preprocessor is None) == coded  # no re-encoding copy on the coded path
     assert np.allclose(probas[0], probas[1])
+
+
+def _noisy_binary(n=300, noise_columns=60, seed=0):
+    """One column carries the signal, many carry noise: a line needs strong regularisation here."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, noise_columns)), columns=[f"n{i}" for i in range(noise_columns)])
+    frame["signal"] = rng.normal(size=n)
+    frame["y"] = np.where(frame["signal"] + rng.normal(scale=1.5, size=n) > 0, "yes", "no")
+    return frame
+
+
+def test_the_linear_model_chooses_its_regularisation_on_its_training_rows(monkeypatch):
+    import core.models.tabular as tabular
+
+    searched = []
+
+    class Spy(tabular.LogisticRegressionCV):
+        def fit(self, X, y, **kw):
+            searched.append(len(y))
+            return super().fit(X, y, **kw)
+
+    monkeypatch.setattr(tabular, "LogisticRegressionCV", Spy)
+    data = prepare(table(_noisy_binary()), target="y")
+    result = fit(data, plan(data, Overrides(model="linear")))
+    params = result.main.params
+    assert searched == [result.n_train]  # the training rows only: the validation rows never choose
+    assert params["regularisation"].startswith("chosen by 3-fold cross-validation")
+    assert params["C"] < 1.0  # 60 noise columns on 240 rows: stronger than the default
+    mine = fit(data, plan(data, Overrides(model="linear", params={"C": 1.0})))
+    assert mine.main.params["C"] == 1.0 and mine.main.params["regularisation"] == "set by you"
+    assert searched == [result.n_train]  # the user's C is not searched
+
+
+def test_the_ridge_chooses_its_alpha_by_cross_validation():
+    data = prepare(table(regression_table(n=300)), target="y")
+    params = fit(data, plan(data, Overrides(model="linear"))).main.params
+    assert params["regularisation"].startswith("chosen by leave-one-out") and params["alpha"] > 0
+
+
+def test_strengths_that_tie_keep_the_weakest():
+    """Separable rows: every strength ranks them perfectly (ROC AUC 1), so the search keeps the weakest
+    rather than flattening the probabilities for nothing."""
+    from core.models.tabular import LINEAR_CS
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    frame["y"] = np.where(frame["x"] > 0, "yes", "no")
+    data = prepare(table(frame), target="y")
+    assert fit(data, plan(data, Overrides(model="linear"))).main.params["C"] == max(LINEAR_CS)
