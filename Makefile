@@ -35,7 +35,7 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(PY) -m pytest
 
-# The long soak: 30 simulated sessions and 5 browsers at once (a few minutes; .ci/run runs it).
+# The soak: 5 browsers and 30 simulated sessions at once (a few minutes; .ci/run runs it).
 soak: $(VENV)/.installed-dev
 	$(PY) -m pytest -m soak
 

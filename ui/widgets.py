@@ -68,31 +68,44 @@ def _live_status() -> None:
     """Device (or the Ray cluster) and the session's job on every page. It polls only while this
     session has a job queued or running (the poll also tells the server the user is still there)
     or the device check / cluster connection is under way: an idle session costs the server
-    nothing. When that ends, the page reruns once, which draws it without a timer."""
-    watching = _worth_watching()
+    nothing. When that ends, the page reruns once, which draws it without a timer.
 
-    @st.fragment(run_every=STATUS_POLL_S if watching else None)
-    def _status() -> None:
-        if _on_cluster():
-            _cluster_status()
-        else:
-            st.markdown("**Device for neural networks:**")
-            device = _device_probe().get("device")
-            if device is None:
-                st.caption("checking…")
-            else:
-                device_badge(device)
-        job = state.current_job()
-        if job is not None:
-            words = {"queued": f"queued (position {job.position})", "running": "training…", "done": "finished",
-                     "failed": "failed", "cancelled": "stopped"}
-            st.markdown(f"**Job:** {words.get(job.state, job.state)}")
-            if job.state in ("queued", "running"):
-                pages.link(pages.TRAIN, "Watch it train", icon=":material/monitoring:")
-        if watching and not _worth_watching():
+    Idle, it is no fragment at all, not a fragment without a timer: the browser's last timer
+    request for the polling one can reach the server in the instant the page's final run ends.
+    If a fragment of that id is still registered then, Streamlit starts a new script runner for
+    it and drops the final run's messages not yet sent — the job's outcome — and, no timer being
+    left, the page never draws it (a busy server's soak lost one of five that way). A request for
+    a fragment that no longer exists is dropped instead."""
+    if not _worth_watching():
+        _draw_status()
+        return
+
+    @st.fragment(run_every=STATUS_POLL_S)
+    def _polling_status() -> None:
+        _draw_status()
+        if not _worth_watching():
             st.rerun(scope="app")  # the last poll: the page draws the outcome, and no timer
 
-    _status()
+    _polling_status()
+
+
+def _draw_status() -> None:
+    if _on_cluster():
+        _cluster_status()
+    else:
+        st.markdown("**Device for neural networks:**")
+        device = _device_probe().get("device")
+        if device is None:
+            st.caption("checking…")
+        else:
+            device_badge(device)
+    job = state.current_job()
+    if job is not None:
+        words = {"queued": f"queued (position {job.position})", "running": "training…", "done": "finished",
+                 "failed": "failed", "cancelled": "stopped"}
+        st.markdown(f"**Job:** {words.get(job.state, job.state)}")
+        if job.state in ("queued", "running"):
+            pages.link(pages.TRAIN, "Watch it train", icon=":material/monitoring:")
 
 
 def _on_cluster() -> bool:

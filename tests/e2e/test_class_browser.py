@@ -1,11 +1,18 @@
 """A class in real browsers on one server: several sessions at once each load a table, train, evaluate
 and predict, and see only their own; a browser that goes away mid-training has its job stopped and
-its uploads removed. ``make test`` walks one session; ``make soak`` (``.ci/run``) five at once and
-checks the server's threads and memory come back near where they were."""
+its uploads removed. ``make test`` walks one session. The soak (``make soak``, ``.ci/run``) is the
+whole class at once: five browsers walk while 30 simulated sessions (``tests/core/simulated_class.py``,
+in a process of their own with their own job manager) train, evaluate and predict, and both the
+server and that process come back near their threads and memory from before."""
 
 from __future__ import annotations
 
+import json
+import queue
 import re
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +20,8 @@ import pandas as pd
 import pytest
 
 from core.runs import list_runs
-from tests.e2e.conftest import app_server, skip_without_chromium
+from tests.core.simulated_class import READY, assert_soak, footprint, peak_mb
+from tests.e2e.conftest import ROOT, app_server, skip_without_chromium
 from tests.e2e.screenshot import select_option, wait_for_app
 from tests.e2e.test_browser import SAMPLES, TRAIN_TIMEOUT_MS, open_evaluate, open_page, outcome, upload
 from ui.widgets import STATUS_POLL_S
@@ -38,12 +46,6 @@ def class_server(tmp_path_factory):
         yield url, process, folder
 
 
-def footprint(pid: int) -> tuple[int, float]:
-    """(threads, resident MB) of the server process."""
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(status["Threads"]), int(status["VmRSS"].split()[0]) / 1024
-
-
 def uploads(folder: Path) -> list[Path]:
     return sorted((folder / "tmp").glob("trainboard-upload-*"))
 
@@ -60,11 +62,13 @@ def record_requests(page) -> list[float]:
     return sent
 
 
-def walk(browser, url: str, names: tuple[str, ...], quiet_check_s: float = 0.0) -> None:
+def walk(browser, url: str, names: tuple[str, ...], quiet_check_s: float = 0.0,
+         before_training=None) -> tuple[float, float]:
     """Sessions at once: each loads its own sample, all start training together (linear models, the
     server's one worker queues them), then each evaluates and predicts; each sees only its own.
-    ``quiet_check_s``: afterwards, no page may ask the server for anything for that long (idle
-    sessions do not poll)."""
+    ``before_training`` is called just before the first "Start training". ``quiet_check_s``:
+    afterwards, no page may ask the server for anything for that long (idle sessions do not poll).
+    Returns when the first job was started and when the last page showed its outcome (``time.time()``)."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in names]
     pages = [context.new_page() for context in contexts]
     requests = [record_requests(page) for page in pages]
@@ -79,6 +83,9 @@ def walk(browser, url: str, names: tuple[str, ...], quiet_check_s: float = 0.0) 
             open_page(page, "Train")
             page.locator("summary", has_text="Settings").click()
             select_option(page, "Model", "Linear model")
+        if before_training is not None:
+            before_training()
+        clicked = time.time()
         for page in pages:  # all at once
             page.get_by_role("button", name="Start training").click()
         for page in pages:
@@ -89,6 +96,7 @@ def walk(browser, url: str, names: tuple[str, ...], quiet_check_s: float = 0.0) 
                 assert 1 <= int(QUEUED.search(queued.first.inner_text()).group(1)) < len(names)
         for page in pages:
             assert outcome(page).first.inner_text().startswith("Finished. Model: ")
+        trained = time.time()
         for page, name in zip(pages, names, strict=True):
             others = [n for n in names if n != name]
             sidebar = page.get_by_test_id("stSidebar").inner_text()
@@ -111,6 +119,7 @@ def walk(browser, url: str, names: tuple[str, ...], quiet_check_s: float = 0.0) 
     finally:
         for context in contexts:
             context.close()
+    return clicked, trained
 
 
 def settle_footprint(pid: int, seconds: float = 8.0) -> tuple[int, float]:
@@ -123,14 +132,76 @@ def test_one_session_walks_the_whole_path_and_sees_only_its_own(browser, class_s
     walk(browser, url, TABLES[:1], quiet_check_s=2.5 * STATUS_POLL_S)
 
 
+class SimulatedClass:
+    """``tests.core.simulated_class`` in a child process of its own (its own job manager and
+    workers, its own threads and memory to measure): it warms up at once, and its sessions start
+    on ``start()``."""
+
+    SESSIONS = 30
+    READY_TIMEOUT_S, RESULT_TIMEOUT_S = 300, 600
+
+    def __init__(self, folder: Path) -> None:
+        self.log = folder / "simulated.log"
+        self._lines: queue.Queue[str] = queue.Queue()
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.core.simulated_class", str(self.SESSIONS), str(folder)],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line.strip())
+
+    def _next_line(self, timeout_s: float) -> str:
+        try:
+            return self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"the simulated class said nothing for {timeout_s:.0f} s; its log:\n"
+                                 f"{self.log.read_text()[-4000:]}") from None
+
+    def wait_ready(self) -> None:
+        line = self._next_line(self.READY_TIMEOUT_S)
+        assert line == READY, (line, self.log.read_text()[-4000:])
+
+    def start(self) -> None:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def result(self) -> dict:
+        line = self._next_line(self.RESULT_TIMEOUT_S)
+        assert self.process.wait(30) == 0, self.log.read_text()[-4000:]
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
 @pytest.mark.soak
-def test_five_sessions_at_once_and_the_server_comes_back_to_its_baseline(browser, class_server):
+def test_a_class_at_once_five_browsers_and_thirty_simulated_sessions_then_back_to_baseline(
+        browser, class_server, tmp_path):
     url, process, _ = class_server
     walk(browser, url, TABLES[:1])  # the server's first imports and caches, once
-    threads_before, rss_before = settle_footprint(process.pid)
-    walk(browser, url, TABLES)
+    simulated = SimulatedClass(tmp_path)  # warms up while the server settles
+    try:
+        threads_before, rss_before = settle_footprint(process.pid)
+        simulated.wait_ready()
+        began = time.perf_counter()
+        clicked, trained = walk(browser, url, TABLES, before_training=simulated.start)
+        result = simulated.result()
+        wall = time.perf_counter() - began
+    finally:
+        simulated.close()
     threads_after, rss_after = settle_footprint(process.pid)
-    print(f"\nbrowser soak: threads {threads_before} → {threads_after}, RSS {rss_before:.0f} → {rss_after:.0f} MB")
+    ran_from, ran_to = result["window"]
+    together = min(ran_to, trained) - max(ran_from, clicked)
+    print(f"\nclass soak: {wall:.0f} s in all; browsers' training {trained - clicked:.0f} s, simulated "
+          f"{ran_to - ran_from:.0f} s, {together:.0f} s of it at once; server threads {threads_before} → "
+          f"{threads_after}, RSS {rss_before:.0f} → {rss_after:.0f} MB (peak {peak_mb(process.pid):.0f})")
+    assert together > 0, "the simulated sessions and the browsers did not train at the same time"
+    assert_soak(result, SimulatedClass.SESSIONS)
     assert threads_after <= threads_before + THREADS_SLACK
     assert rss_after <= rss_before + MEMORY_SLACK_MB
 
