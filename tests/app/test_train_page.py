@@ -121,3 +121,26 @@ def test_real_photos_plan_the_pretrained_network_and_offer_the_image_comparison(
     caption = " ".join(c.value for c in at.caption)
     assert "convolutional neural network, pretrained features + logistic regression and fine-tuned" in caption
     assert any(b.label == "Compare models" for b in at.button)
+
+
+def test_the_input_size_chosen_on_the_page_is_planned_said_and_reaches_the_backbone(tmp_path):
+    import json
+
+    at = train_page("textures.zip")
+    size = next(s for s in at.selectbox if s.label == "Pretrained network's input size")
+    assert size.value == "auto"
+    size.select(160).run()
+    assert not at.exception, at.exception
+    plan = next(m.value for m in at.markdown if str(m.value).startswith("- Images:"))
+    assert "160×160 px for the pretrained network, as you chose" in plan
+    assert "loaded at 128×128 px for the pretrained network rather than the 96 px" in plan  # stored at 128
+    start(at)
+    run = the_run(tmp_path)
+    assert run.model.key == "embed+linear" and run.data.image_size == 128
+    assert json.loads((run.path / "model.json").read_text())["backbone"]["input_size"] == 160
+
+
+def test_the_input_size_setting_is_offered_only_where_a_pretrained_network_may_train():
+    at = train_page("textures.zip")
+    at.selectbox[0].select("cnn").run()
+    assert all(s.label != "Pretrained network's input size" for s in at.selectbox)
