@@ -29,7 +29,10 @@ CODE_VALUES, CODES_ROWS = 50, 100_000
 #: The quick probe an image set gets when its look is not clear-cut (``core.probe``): the pretrained
 #: features against the CNN's first epochs, cross-validated on the same folds of a stratified sample of
 #: the training pictures, within a budget of its own (a quarter of the run's, when the run has one).
-PROBE_PICTURES, PROBE_FOLDS, PROBE_EPOCHS, PROBE_BUDGET_S = 150, 3, 5, 40.0
+PROBE_PICTURES, PROBE_FOLDS, PROBE_BUDGET_S = 150, 3, 60.0
+#: The CNN's epochs in the probe: enough for about this many picture presentations (a few epochs of
+#: a small sample are a handful of optimiser steps, which says nothing), within these bounds.
+PROBE_PRESENTATIONS, PROBE_EPOCHS = 600, (5, 20)
 #: Fewer training pictures than this in a class and a probe's folds would say nothing: the look decides.
 PROBE_MIN_PER_CLASS = 6
 
@@ -84,7 +87,7 @@ def plan(data: Prepared | ImageData, overrides: Overrides | None = None,
     family = get_family(model)
     tuned = family.tune(summary)
     reasons += [why, *tuned.reasons]
-    probe = _probe_candidates(summary, model) if probing else ()
+    probe = _probe_candidates(summary) if probing else ()
     image_size = _image_size(data, summary, family, {**tuned.params, **overrides.params}, probe) \
         if isinstance(data, ImageData) else None
     if isinstance(data, ImageData):
@@ -319,9 +322,9 @@ def _describe_images(data: ImageData, summary: DataSummary, overrides: Overrides
             f"The look alone is not clear-cut, so the job first runs a quick probe: on a sample of up to "
             f"{PROBE_PICTURES} training pictures (never the validation ones), {PROBE_FOLDS}-fold cross-validation "
             f"scores a network pretrained on photos (its features + logistic regression) against the CNN's first "
-            f"{PROBE_EPOCHS} epochs, within {_probe_budget(overrides.time_budget):.0f} s of the run. The better "
-            f"one trains (the simpler CNN when they are within the noise); until then the look leans to {lean}, "
-            "whose settings follow.")
+            f"{probe_epochs(summary)} epochs, within {_probe_budget(overrides.time_budget):.0f} s of the run. The "
+            f"better one trains (the simpler CNN when they are within the noise); if both cannot be scored in time "
+            f"the look's lean stands. It leans to {lean}, whose settings follow.")
     else:
         if not look.clear_cut and not problem:
             reasons.append(f"The look is not clear-cut, but the smallest class has too few training pictures for a "
@@ -356,15 +359,24 @@ def _needs_probe(data: ImageData, summary: DataSummary, overrides: Overrides) ->
     return smallest * (1 - summary.valid_fraction) >= PROBE_MIN_PER_CLASS
 
 
-def _probe_candidates(summary: DataSummary, lean: str) -> tuple[Candidate, ...]:
-    """What the probe scores, the look's lean first (it stands when the budget runs out): the CNN for
-    its first epochs, and the pretrained features, each with the settings training it would use."""
+def probe_epochs(summary: DataSummary) -> int:
+    """The CNN's epochs in the probe: about ``PROBE_PRESENTATIONS`` pictures seen by a fold's fit."""
+    sample = min(PROBE_PICTURES, summary.n_rows * (1 - summary.valid_fraction))
+    fit_rows = max(1.0, sample * (1 - 1 / PROBE_FOLDS) * 0.9)  # a fold's training part, less its stopping slice
+    low, high = PROBE_EPOCHS
+    return int(np.clip(np.ceil(PROBE_PRESENTATIONS / fit_rows), low, high))
+
+
+def _probe_candidates(summary: DataSummary) -> tuple[Candidate, ...]:
+    """What the probe scores, each with the settings training it would use: the pretrained features
+    first (the sample is read through the network once, then each fold only fits a regression), then
+    the CNN for its first epochs."""
     cnn, features = get_family("cnn"), get_family("embed+linear")
-    first = Candidate(name="cnn", model="cnn", label=f"{cnn.label} (first {PROBE_EPOCHS} epochs)",
-                      params={**cnn.tune(summary).params, **summary.user_params, "epochs": PROBE_EPOCHS})
-    second = Candidate(name="embed+linear", model="embed+linear", label=features.label,
-                       params={**features.tune(summary).params, **summary.user_params})
-    return (first, second) if lean == "cnn" else (second, first)
+    epochs = probe_epochs(summary)
+    return (Candidate(name="embed+linear", model="embed+linear", label=features.label,
+                      params={**features.tune(summary).params, **summary.user_params}),
+            Candidate(name="cnn", model="cnn", label=f"{cnn.label} (first {epochs} epochs)",
+                      params={**cnn.tune(summary).params, **summary.user_params, "epochs": epochs}))
 
 
 def _image_size(data: ImageData, summary: DataSummary, family, params: Mapping[str, Any],

@@ -64,26 +64,30 @@ def run_probe(data: ImageData, the_plan: Plan, on_event: Callback, stop: StopFla
     result = compare_images(sample, the_plan.probe, n_folds=PROBE_FOLDS, time_budget=budget, seed=the_plan.seed,
                             on_event=on_event, stop=stop, device=device, data_for=views)
     seconds = time.perf_counter() - t0
-    outcome = _outcome(result, the_plan, len(rows), seconds)
+    outcome = _outcome(result, the_plan, seconds)
     on_event(Message("info", " ".join(outcome.reasons)))
     return outcome
 
 
-def _outcome(result, the_plan: Plan, n: int, seconds: float) -> ProbeOutcome:
-    """The winner (the look's lean when nothing finished) and the probe's numbers in words."""
-    lean = the_plan.probe[0].model
+def _outcome(result, the_plan: Plan, seconds: float) -> ProbeOutcome:
+    """Whether the pretrained path won (the look's lean unless every candidate was scored), and the
+    probe's numbers in words."""
     by_name = {c.name: c for c in the_plan.probe}
-    winner = by_name[result.best].model if result.best in by_name else lean
-    pretrained = get_family(winner).picture_side(by_name.get(result.best, the_plan.probe[0]).params) is not None
+    decided = result.best in by_name and all(e.complete for e in result.entries)
+    if decided:
+        pretrained = get_family(by_name[result.best].model).picture_side(by_name[result.best].params) is not None
+    else:
+        pretrained = get_family(the_plan.model).picture_side(the_plan.params) is not None
     metric = METRIC_NAMES[result.metric].lower()
     scored = [f"{e.label.lower()} {e.mean:.3f} ± {e.std or 0:.3f}" for e in result.leaderboard() if e.mean is not None]
     skipped = [f"{e.label.lower()} ({e.skipped})" for e in result.entries if e.skipped]
     text = f"The probe ({result.folds}, {seconds:.0f} s) scored {metric}: {'; '.join(scored) or 'nothing'}."
     if skipped:
         text += f" Not scored: {'; '.join(skipped)}."
-    if result.best is None:
-        verdict = "Nothing finished in time, so the look's lean stands."
-    else:
-        verdict = ("So the pretrained network is used." if pretrained
-                   else "So the CNN trained from scratch is used (a full run trains it for more epochs).")
+    if not decided:
+        lean = "the pretrained network" if pretrained else "the CNN trained from scratch"
+        return ProbeOutcome(pretrained=pretrained, seconds=seconds,
+                            reasons=(text, f"Not both could be scored in time, so the look's lean stands: {lean}."))
+    verdict = ("So the pretrained network is used." if pretrained
+               else "So the CNN trained from scratch is used (a full run trains it for more epochs).")
     return ProbeOutcome(pretrained=pretrained, reasons=(text, *result.reasons, verdict), seconds=seconds)

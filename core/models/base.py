@@ -81,6 +81,9 @@ class ImageLook:
         if self.looks_like_photos:
             return (f"The pictures look like photographs: stored at about {self.stored_side:.0f} px and textured "
                     f"all over (only {flat}).")
+        if self.stored_side < self.PHOTO_SIDE and self.flat_share < self.FLAT_LIMIT:
+            return (f"The pictures are stored small (about {self.stored_side:.0f} px) but textured all over (only "
+                    f"{flat}): small photos, perhaps, or busy drawings.")
         if self.stored_side < self.PHOTO_SIDE:
             return (f"The pictures look like small drawn glyphs or shapes: stored at only about "
                     f"{self.stored_side:.0f} px ({flat}).")

@@ -241,10 +241,11 @@ def test_a_look_between_photos_and_glyphs_asks_the_job_for_a_probe():
     unsure = plan(image_data(X, y, stored=80))  # textured all over, but stored small
     look = image_look(image_data(X, y, stored=80))
     assert look.looks_like_photos and not look.clear_cut
-    assert unsure.model == "embed+linear"  # the look's lean, meanwhile
-    assert [c.model for c in unsure.probe] == ["embed+linear", "cnn"]  # the lean first: it stands if time runs out
+    assert unsure.model == "embed+linear"  # the look's lean, meanwhile: it stands if not both can be scored
+    assert [c.model for c in unsure.probe] == ["embed+linear", "cnn"]  # the features first: one pass, then cheap
     cnn = next(c for c in unsure.probe if c.model == "cnn")
-    assert cnn.params["epochs"] == planner.PROBE_EPOCHS and "first 5 epochs" in cnn.label
+    # 16 training pictures: a fold's fit sees ~10, so the CNN gets its most probe epochs (a few epochs are a few steps)
+    assert cnn.params["epochs"] == planner.PROBE_EPOCHS[1] and f"first {planner.PROBE_EPOCHS[1]} epochs" in cnn.label
     text = " ".join(unsure.reasons)
     assert "not clear-cut" in text and "quick probe" in text and "never the validation ones" in text
     assert unsure.image_size == 96  # what 80 px pictures hold, for the network (the CNN's own size too)
@@ -299,6 +300,7 @@ def test_the_probe_scores_both_on_a_sample_of_the_training_pictures_only(monkeyp
         return real(candidate, pictures, *rest)
 
     monkeypatch.setattr(compare, "_score_image_fold", seen)
+    monkeypatch.setattr(planner, "PROBE_BUDGET_S", 600.0)  # both scored however busy the machine
     unsure = replace(unsure, probe=tuple(replace(c, params={**c.params, "epochs": 1}) for c in unsure.probe))
     events = []
     outcome = run_probe(data, unsure, events.append)
@@ -307,7 +309,7 @@ def test_the_probe_scores_both_on_a_sample_of_the_training_pictures_only(monkeyp
     assert {e.model for e in folds} == {"cnn", "embed+linear"} and {e.fold for e in folds} == {1, 2, 3}
     text = " ".join(outcome.reasons)
     assert "3-fold stratified cross-validation" in text and "on 16 rows" in text and "ROC AUC" in text
-    assert ("pretrained network is used" in text) == outcome.pretrained
+    assert ("pretrained network is used" in text) == outcome.pretrained and "lean stands" not in text
     assert any(isinstance(e, Message) and "Quick probe" in e.text for e in events)
     settled = plan(data, Overrides(params={"input_size": SMALL_INPUT}), probed=outcome)
     assert settled.model == ("embed+linear" if outcome.pretrained else "cnn")
@@ -376,7 +378,8 @@ def test_a_whole_job_probes_first_when_the_look_is_not_clear_cut(tmp_path, monke
     from core.pipeline import JobSpec, run_job
     from core.run_record import read_run
 
-    monkeypatch.setattr(planner, "PROBE_EPOCHS", 2)
+    monkeypatch.setattr(planner, "PROBE_EPOCHS", (2, 2))
+    monkeypatch.setattr(planner, "PROBE_BUDGET_S", 600.0)  # both scored however busy the machine
     source = stripes_zip(tmp_path, side=40)  # tiny but textured all over: small photos, or not?
     events = []
     run_dir = run_job(JobSpec(source=str(source), runs_dir=str(tmp_path / "runs"),
@@ -387,6 +390,7 @@ def test_a_whole_job_probes_first_when_the_look_is_not_clear_cut(tmp_path, monke
     assert not started.plan.probe and started.plan.model in ("cnn", "embed+linear")
     run = read_run(run_dir, predictions=False)
     text = " ".join(run.model.reasons)
+    assert "stored small (about 40 px) but textured all over" in text
     assert "a quick probe on the training pictures decided" in text and "The probe (3-fold" in text
     assert ("pretrained network is used" in text) == (run.model.key == "embed+linear")
     assert run.timings["probe_s"] > 0 and len([e for e in events if isinstance(e, FoldEnded)]) >= 4
@@ -436,3 +440,20 @@ def test_image_comparison_scores_the_cnn_and_the_pretrained_features_on_the_same
     assert result.best in ("cnn", "embed+linear") and "2-fold stratified" in result.folds
     features = next(e for e in result.entries if e.model == "embed+linear")
     assert features.mean is not None and features.mean >= 0.75
+
+
+def test_a_probe_that_cannot_score_both_keeps_the_looks_lean_and_says_so():
+    from core.compare import Comparison, Entry
+    from core.probe import _outcome
+
+    X, y = textures(10, side=96)
+    unsure = plan(image_data(X, y, stored=40))  # tiny but textured: the look leans to the CNN
+    assert unsure.model == "cnn" and unsure.probe
+    scored = Entry(model="embed+linear", metric="macro_f1", scores={"macro_f1": [0.9, 0.95, 1.0]}, fit_s=[1, 1, 1],
+                   candidate=unsure.probe[0])
+    late = Entry(model="cnn", metric="macro_f1", skipped="skipped: the 60 s budget would run out",
+                 candidate=unsure.probe[1])
+    outcome = _outcome(Comparison("macro_f1", "3-fold", [scored, late], "embed+linear", ()), unsure, 61.0)
+    assert not outcome.pretrained
+    assert "Not scored: convolutional neural network" in outcome.reasons[0]
+    assert "lean stands: the CNN trained from scratch" in outcome.reasons[-1]
