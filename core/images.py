@@ -128,12 +128,14 @@ class _Budget:
 
 
 def load_images(source: Any, name: str | None = None, *, image_size: int | None = None,
-                limits: ImageLimits | None = None, channels: int | None = None) -> ImageData:
+                limits: ImageLimits | None = None, channels: int | None = None,
+                prefer_size: int | None = None) -> ImageData:
     """Decode a labelled image set (one folder per class) into an ``ImageData``.
 
     ``source``: a folder path, a zip path, zip bytes or a binary file-like (an uploaded file),
     or a list of ``(relative name, bytes)`` pairs (the browser's folder upload). ``image_size``
-    and ``channels`` (1 or 3) force the output shape; otherwise both are chosen from the data.
+    and ``channels`` (1 or 3) force the output shape; otherwise both are chosen from the data
+    (``prefer_size``: the side a model would rather read, where the pictures hold it: ``choose_size``).
     Raises ``DataError`` with a message for people when the set cannot be used.
     """
     limits = limits or image_limits()
@@ -142,7 +144,7 @@ def load_images(source: Any, name: str | None = None, *, image_size: int | None 
         images = _class_entries(entries, skipped, shown)
         probes = _probe_all(images, _Budget(limits), limits, skipped)
         class_names = _class_order({cls for _, cls, _ in images})
-        array, kept = _decode(probes, image_size, channels, limits, skipped, shown)
+        array, kept = _decode(probes, image_size, channels, limits, skipped, shown, prefer_size)
     _check_classes(class_names, Counter(p.label for p in kept), shown, skipped)
     index = {c: i for i, c in enumerate(class_names)}
     labels = np.fromiter((index[p.label] for p in kept), dtype=np.int64, count=len(kept))
@@ -431,12 +433,13 @@ def _open_image(data: bytes, limits: ImageLimits) -> tuple[Image.Image | None, s
 
 
 def _decode(probes: list[_Probe], image_size: int | None, channels: int | None, limits: ImageLimits,
-            skipped: list[tuple[str, str]], shown: str) -> tuple[np.ndarray, list[_Probe]]:
+            skipped: list[tuple[str, str]], shown: str, prefer_size: int | None = None
+            ) -> tuple[np.ndarray, list[_Probe]]:
     """Decode every probed image into one preallocated uint8 array N×C×S×S."""
     channels = channels or (1 if all(p.image.mode in GRAY_MODES for p in probes) else 3)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, not {channels}")
-    size = image_size or _choose_size([min(p.size) for p in probes], channels, limits)
+    size = image_size or choose_size([min(p.size) for p in probes], channels, limits, prefer_size)
     if len(probes) * channels * size * size > limits.max_array_bytes:
         raise DataError(f"'{shown}' is too large to hold in memory at {size}×{size} px. "
                         "Use fewer images or a smaller image size.")
@@ -454,8 +457,25 @@ def _decode(probes: list[_Probe], image_size: int | None, channels: int | None, 
     return (array if len(kept) == len(probes) else array[:len(kept)].copy()), kept
 
 
-def _choose_size(short_sides: list[int], channels: int, limits: ImageLimits) -> int:
-    """The largest standard size that enlarges the typical image by at most 25%, within memory."""
+def choose_size(short_sides: Sequence[int], channels: int, limits: ImageLimits | None = None,
+                prefer: int | None = None) -> int:
+    """The side a set of pictures is loaded at: the largest standard size that enlarges the typical
+    picture by at most 25%, within memory. ``prefer``: the side a model reads pictures at (the
+    pretrained network's input), loaded instead where the pictures hold that much detail — else at
+    their own typical size (in steps of 8 px: enlarging them adds nothing the model cannot do
+    itself) — and the array fits in memory (else the standard size)."""
+    limits = limits or image_limits()
+    own = _standard_size(short_sides, channels, limits)
+    if not prefer or not short_sides:
+        return own
+    typical = float(np.median(short_sides))
+    top = min(int(prefer), max(STANDARD_SIZES[0], int(typical) // 8 * 8))
+    if top <= own:
+        return min(own, int(prefer))
+    return top if len(short_sides) * channels * top * top <= limits.max_array_bytes else own
+
+
+def _standard_size(short_sides: Sequence[int], channels: int, limits: ImageLimits) -> int:
     if not short_sides:
         return STANDARD_SIZES[0]
     typical = float(np.median(short_sides))
@@ -464,6 +484,19 @@ def _choose_size(short_sides: list[int], channels: int, limits: ImageLimits) -> 
         if len(short_sides) * channels * size * size <= limits.max_array_bytes:
             return size
     return STANDARD_SIZES[0]
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Square uint8 pictures N×C×S×S at another side, resampled as the loader resamples files (bicubic):
+    a sample read for one model at the size another reads it at (``core.probe``)."""
+    if images.shape[-1] == size:
+        return images
+    out = np.empty((len(images), images.shape[1], size, size), dtype=np.uint8)
+    for i, picture in enumerate(images):
+        pil = Image.fromarray(picture[0] if picture.shape[0] == 1 else picture.transpose(1, 2, 0))
+        pixels = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+        out[i] = pixels[None] if picture.shape[0] == 1 else pixels.transpose(2, 0, 1)
+    return out
 
 
 def _pixels(image: Image.Image, size: int, channels: int) -> np.ndarray:

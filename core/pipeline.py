@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,10 +19,11 @@ from core.device import pick_device
 from core.errors import DataError, TrainboardError
 from core.evaluation import evaluate
 from core.events import Callback, Message, NeverStop, RunFinished, StopFlag, ignore
+from core.models import get_family
 from core.planner import Overrides, plan
 from core.runs import DEFAULT_RUNS_DIR, origin_section, save_run
 from core.training import fit_split, split_data
-from core.types import Dataset, ImageData, Plan, Prepared
+from core.types import Dataset, ImageData, Plan, Prepared, ProbeOutcome
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,14 @@ class JobSpec:
         return self.name or Path(self.source).name
 
 
-def load_dataset(source: str | Path, name: str | None = None) -> Dataset:
-    """A table file, or an image folder / zip of class folders, by what ``source`` is."""
+def load_dataset(source: str | Path, name: str | None = None, image_size: int | None = None) -> Dataset:
+    """A table file, or an image folder / zip of class folders, by what ``source`` is; images at
+    ``image_size`` (a plan's ``image_size``; None: the loader's own choice)."""
     from core.datasets import load_table
     from core.images import is_image_source, load_images
 
     if is_image_source(source):
-        return load_images(source, name=name)
+        return load_images(source, name=name, image_size=image_size)
     return load_table(source, name=name)
 
 
@@ -73,10 +75,12 @@ def prepare_data(data: Dataset, target: str | None = None, roles: Mapping[str, s
     return prepare(data, target=target, roles=dict(roles or {}))
 
 
-def make_plan(prepared: Prepared | ImageData, overrides: Overrides | None = None) -> Plan:
-    """The plan, knowing where a neural network would train (a GPU can change the pick)."""
+def make_plan(prepared: Prepared | ImageData, overrides: Overrides | None = None,
+              probed: ProbeOutcome | None = None) -> Plan:
+    """The plan, knowing where a neural network would train (a GPU can change the pick); ``probed``:
+    the job's quick probe's outcome, which settles a plan that asked for one (``core.probe``)."""
     overrides = overrides or Overrides()
-    return plan(prepared, overrides, device=pick_device(overrides.params.get("device", "auto")))
+    return plan(prepared, overrides, device=pick_device(overrides.params.get("device", "auto")), probed=probed)
 
 
 def _planned(spec: JobSpec, prepared: Prepared | ImageData) -> Plan:
@@ -108,7 +112,9 @@ def run_job(spec: JobSpec, on_event: Callback = ignore, stop: StopFlag | None = 
 def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    loaded = load_dataset(spec.source, spec.display_name)
+    # Images are read once at the side the plan's model reads them at (the pretrained network's
+    # input, the CNN's small size); only a plan made here, or settled by the probe, may ask again.
+    loaded = load_dataset(spec.source, spec.display_name, spec.plan.image_size if spec.plan else None)
     origin = origin_section(spec.source, loaded.load)
     prepared = prepare_data(loaded, spec.target, spec.roles)
     del loaded  # the prepared table holds what training needs
@@ -117,6 +123,15 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     prepared = apply_checks(prepared, spec.roles, spec.checks_off)  # the Data page's checks and their actions
     timings["checks_s"] = round(time.perf_counter() - t_checks, 3)
     the_plan = _planned(spec, prepared)
+    if the_plan.probe and isinstance(prepared, ImageData):
+        the_plan = _settle_by_probe(spec, prepared, the_plan, on_event, stop, timings)
+    if isinstance(prepared, ImageData) and the_plan.image_size and the_plan.image_size != prepared.image_size:
+        t_load = time.perf_counter()
+        on_event(Message("info", f"Reading the pictures again at {the_plan.image_size} px for "
+                                 f"{get_family(the_plan.model).label.lower()}…"))
+        prepared = apply_checks(prepare_data(load_dataset(spec.source, spec.display_name, the_plan.image_size)),
+                                spec.roles, spec.checks_off)
+        timings["load_s"] = round(timings["load_s"] + time.perf_counter() - t_load, 3)
     # From here on only the split rows are held: the whole table would be a second copy of them
     # through the fit (the size of the file again, on a large CSV).
     parts = drop_validation_duplicates(split_data(prepared, the_plan, keep_rows=False))
@@ -139,23 +154,56 @@ def _run(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     return run_dir
 
 
+def _settle_by_probe(spec: JobSpec, prepared: ImageData, the_plan: Plan, on_event: Callback, stop: StopFlag,
+                     timings: dict[str, float]) -> Plan:
+    """The job's first stage for a plan that asks for a probe: run it, then plan again on its outcome
+    (the same data and choices, the winner's own settings), its seconds spent from the run's budget."""
+    from core.probe import run_probe
+
+    outcome = run_probe(prepared, the_plan, on_event, stop, pick_device(spec.overrides.params.get("device", "auto")))
+    timings["probe_s"] = round(outcome.seconds, 3)
+    settled = make_plan(prepared, spec.overrides, probed=outcome)
+    if settled.time_budget:
+        settled = replace(settled, time_budget=max(1.0, settled.time_budget - outcome.seconds))
+    return settled
+
+
 def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     from core.compare import DEFAULT_BUDGET_S, compare, save_comparison
 
-    data = load_dataset(spec.source, spec.display_name)
+    device = pick_device()
+    data = _load_for_comparison(spec, device)
     prepared = apply_checks(prepare_data(data, spec.target, spec.roles), spec.roles, spec.checks_off)
     budget = spec.overrides.time_budget or DEFAULT_BUDGET_S
     if isinstance(prepared, ImageData):
         from core.compare import compare_images
+        from core.images import choose_size, resize_images
+        from core.planner import stored_sides
 
+        # Each candidate reads the pictures at its own side, as training it would: the pretrained ones
+        # at the network's input (as loaded), the CNN at the loader's small size (resized in memory).
+        own = choose_size(stored_sides(prepared), prepared.channels)
+        views = {} if own == prepared.image_size else {"cnn": replace(prepared, images=resize_images(prepared.images,
+                                                                                                     own))}
         result = compare_images(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
-                                on_event=on_event, stop=stop, device=pick_device())
+                                on_event=on_event, stop=stop, device=device, data_for=views)
     else:
         result = compare(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
-                         on_event=on_event, stop=stop, device=pick_device())
+                         on_event=on_event, stop=stop, device=device)
     path = save_comparison(spec.runs_dir, result, spec.display_name)
     on_event(RunFinished(run=str(path), cancelled=stop.is_set()))
     return path
+
+
+def _load_for_comparison(spec: JobSpec, device) -> Dataset:
+    """The comparison's data, read once: images at the pretrained network's input size where they hold
+    it (when the network is usable), since it is the candidate that reads the most detail."""
+    from core.images import is_image_source, load_images
+    from core.models.pretrained_family import backbone_problem, default_input_size
+
+    if not is_image_source(spec.source) or backbone_problem():
+        return load_dataset(spec.source, spec.display_name)
+    return load_images(spec.source, name=spec.display_name, prefer_size=default_input_size(device))
 
 
 def _predict(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:

@@ -8,7 +8,7 @@ sentence to ``Plan.reasons``. The plan is made once and travels in the job (ARCH
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from core.errors import PlanError
 from core.features import NATIVE_CATEGORY_LIMIT, cast_column
 from core.models import baseline_for, families, get_family, trainable
 from core.models.base import LARGE_TABLE, DataSummary, ImageLook
-from core.types import AUTO, Candidate, DeviceInfo, ImageData, Plan, Prepared
+from core.types import AUTO, Candidate, DeviceInfo, ImageData, Plan, Prepared, ProbeOutcome
 
 #: The whole run's default time budget (seconds) by table rows: (up to rows, seconds). A small table's
 #: contest is done well inside it; a large one's budget leaves out what cannot finish.
@@ -25,6 +25,16 @@ DEFAULT_BUDGETS = ((10_000, 18.0), (100_000, 60.0), (500_000, 120.0), (None, 180
 #: A number column is tried as a category (a code, an ID, a count) when it holds whole numbers with
 #: this many distinct values at most, and the table is no larger than CODES_ROWS.
 CODE_VALUES, CODES_ROWS = 50, 100_000
+
+#: The quick probe an image set gets when its look is not clear-cut (``core.probe``): the pretrained
+#: features against the CNN's first epochs, cross-validated on the same folds of a stratified sample of
+#: the training pictures, within a budget of its own (a quarter of the run's, when the run has one).
+PROBE_PICTURES, PROBE_FOLDS, PROBE_BUDGET_S = 150, 3, 60.0
+#: The CNN's epochs in the probe: enough for about this many picture presentations (a few epochs of
+#: a small sample are a handful of optimiser steps, which says nothing), within these bounds.
+PROBE_PRESENTATIONS, PROBE_EPOCHS = 600, (5, 20)
+#: Fewer training pictures than this in a class and a probe's folds would say nothing: the look decides.
+PROBE_MIN_PER_CLASS = 6
 
 TASK_WORDS = {"binary": "a yes/no (binary) target", "multiclass": "a target with several classes",
               "regression": "a numeric target (regression)"}
@@ -56,21 +66,33 @@ def is_imbalanced(y, classes: tuple[str, ...]) -> bool:
 
 
 def plan(data: Prepared | ImageData, overrides: Overrides | None = None,
-         device: DeviceInfo | None = None) -> Plan:
+         device: DeviceInfo | None = None, probed: ProbeOutcome | None = None) -> Plan:
     """Choose the model and settings for ``data`` and say why.
 
     ``device`` is where a torch model would train (``core.device.pick_device``); None plans as if
-    there were only the CPU.
+    there were only the CPU. Images whose look is not clear-cut get a plan with ``probe`` candidates
+    (the look's lean as ``model`` meanwhile); the job runs the probe and plans again with its
+    outcome, ``probed``, which then decides between the pretrained path and the CNN.
     """
     overrides = overrides or Overrides()
     summary = summarise_data(data, overrides, device)
-    reasons = _describe_images(data, summary, overrides) if isinstance(data, ImageData) else _describe_table(data)
+    if probed is not None and summary.image_look is not None:
+        summary = replace(summary, image_look=replace(summary.image_look, probed=probed.pretrained))
+    probing = isinstance(data, ImageData) and probed is None and _needs_probe(data, summary, overrides)
+    reasons = (_describe_images(data, summary, overrides, probing, probed) if isinstance(data, ImageData)
+               else _describe_table(data))
     if isinstance(data, Prepared) and (overrides.model or AUTO) == AUTO:
         return _contest_plan(data, summary, overrides, reasons)
     model, why = _choose_model(summary, overrides)
     family = get_family(model)
     tuned = family.tune(summary)
     reasons += [why, *tuned.reasons]
+    probe = _probe_candidates(summary) if probing else ()
+    image_size = _image_size(data, summary, family, {**tuned.params, **overrides.params}, probe) \
+        if isinstance(data, ImageData) else None
+    if isinstance(data, ImageData):
+        reasons += _image_size_reasons(data, summary, family, {**tuned.params, **overrides.params}, image_size,
+                                       probe)
     if family.family == "torch" and device is not None and device.type != "cpu":
         reasons.append(f"Training runs on the {device.badge}.")
     baseline = baseline_for(summary.kind) if family.role == "model" else None
@@ -84,7 +106,7 @@ def plan(data: Prepared | ImageData, overrides: Overrides | None = None,
     return Plan(model=model, task=summary.task, reasons=tuple(reasons), params={**tuned.params, **overrides.params},
                 baseline=baseline, baseline_params=get_family(baseline).tune(summary).params if baseline else {},
                 valid_fraction=summary.valid_fraction, seed=int(overrides.seed), max_epochs=overrides.max_epochs,
-                time_budget=overrides.time_budget, n_rows=summary.n_rows)
+                time_budget=overrides.time_budget, n_rows=summary.n_rows, image_size=image_size, probe=probe)
 
 
 def default_budget(n_rows: int) -> float:
@@ -278,11 +300,12 @@ def image_look(data: ImageData) -> ImageLook:
     return ImageLook(stored_side=float(np.median(sides)), colour=data.channels == 3, flat_share=flat)
 
 
-def _describe_images(data: ImageData, summary: DataSummary, overrides: Overrides) -> list[str]:
+def _describe_images(data: ImageData, summary: DataSummary, overrides: Overrides, probing: bool = False,
+                     probed: ProbeOutcome | None = None) -> list[str]:
     counts = np.bincount(data.labels, minlength=len(data.class_names))
     colour = "greyscale" if data.channels == 1 else "colour"
     reasons = [f"Images: {len(data.labels):,} {colour} pictures in {len(data.class_names)} classes (smallest class "
-               f"{counts.min()}, largest {counts.max()}), resized to {data.image_size}×{data.image_size} pixels."]
+               f"{counts.min()}, largest {counts.max()})."]
     look = summary.image_look
     if look is None or (overrides.model or AUTO) != AUTO:
         return reasons
@@ -290,15 +313,113 @@ def _describe_images(data: ImageData, summary: DataSummary, overrides: Overrides
 
     reasons.append(look.words())
     problem = backbone_problem()
-    if look.photo_like and problem:
+    if look.looks_like_photos and problem:
         reasons.append(f"A network pretrained on photos would suit them, but it cannot be used here ({problem}): "
                        "the CNN trained from scratch is used instead.")
-    elif look.photo_like:
-        reasons.append("For photos a network pretrained on a million photos beats one trained from scratch on the "
-                       "few pictures at hand, so the pretrained network is used.")
+    elif probed is not None:
+        reasons += ["The look alone was not clear-cut, so a quick probe on the training pictures decided.",
+                    *probed.reasons]
+    elif probing:
+        lean = "the pretrained network" if look.looks_like_photos else "the CNN"
+        reasons.append(
+            f"The look alone is not clear-cut, so the job first runs a quick probe: on a sample of up to "
+            f"{PROBE_PICTURES} training pictures (never the validation ones), {PROBE_FOLDS}-fold cross-validation "
+            f"scores a network pretrained on photos (its features + logistic regression) against the CNN's first "
+            f"{probe_epochs(summary)} epochs, within {_probe_budget(overrides.time_budget):.0f} s of the run. The "
+            f"better one trains (the simpler CNN when they are within the noise); if both cannot be scored in time "
+            f"the look's lean stands. It leans to {lean}, whose settings follow.")
     else:
-        reasons.append("For such pictures a small network trained on them from scratch does best: features of a "
-                       "network pretrained on photos do worse on tiny glyphs than the pixels themselves.")
+        if not look.clear_cut and not problem:
+            reasons.append(f"The look is not clear-cut, but the smallest class has too few training pictures for a "
+                           f"probe to tell the models apart (fewer than {PROBE_MIN_PER_CLASS}): the look decides.")
+        if look.photo_like:
+            reasons.append("For photos a network pretrained on a million photos beats one trained from scratch on the "
+                           "few pictures at hand, so the pretrained network is used.")
+        else:
+            reasons.append("For such pictures a small network trained on them from scratch does best: features of a "
+                           "network pretrained on photos do worse on tiny glyphs than the pixels themselves.")
+    return reasons
+
+
+def _probe_budget(time_budget: float | None) -> float:
+    """The probe's seconds: its own cap, or a quarter of the run's budget when that is less."""
+    return PROBE_BUDGET_S if not time_budget else min(PROBE_BUDGET_S, 0.25 * float(time_budget))
+
+
+def probe_budget(the_plan: Plan) -> float:
+    """The seconds the job's probe may take (``core.probe``)."""
+    return _probe_budget(the_plan.time_budget)
+
+
+def _needs_probe(data: ImageData, summary: DataSummary, overrides: Overrides) -> bool:
+    """Automatic, the backbone usable, a look that is not clear-cut, and classes big enough to probe."""
+    from core.models.pretrained_family import backbone_problem
+
+    look = summary.image_look
+    if (overrides.model or AUTO) != AUTO or look is None or look.clear_cut or backbone_problem():
+        return False
+    smallest = int(np.bincount(data.labels, minlength=len(data.class_names)).min())
+    return smallest * (1 - summary.valid_fraction) >= PROBE_MIN_PER_CLASS
+
+
+def probe_epochs(summary: DataSummary) -> int:
+    """The CNN's epochs in the probe: about ``PROBE_PRESENTATIONS`` pictures seen by a fold's fit."""
+    sample = min(PROBE_PICTURES, summary.n_rows * (1 - summary.valid_fraction))
+    fit_rows = max(1.0, sample * (1 - 1 / PROBE_FOLDS) * 0.9)  # a fold's training part, less its stopping slice
+    low, high = PROBE_EPOCHS
+    return int(np.clip(np.ceil(PROBE_PRESENTATIONS / fit_rows), low, high))
+
+
+def _probe_candidates(summary: DataSummary) -> tuple[Candidate, ...]:
+    """What the probe scores, each with the settings training it would use: the pretrained features
+    first (the sample is read through the network once, then each fold only fits a regression), then
+    the CNN for its first epochs."""
+    cnn, features = get_family("cnn"), get_family("embed+linear")
+    epochs = probe_epochs(summary)
+    return (Candidate(name="embed+linear", model="embed+linear", label=features.label,
+                      params={**features.tune(summary).params, **summary.user_params}),
+            Candidate(name="cnn", model="cnn", label=f"{cnn.label} (first {epochs} epochs)",
+                      params={**cnn.tune(summary).params, **summary.user_params, "epochs": epochs}))
+
+
+def _image_size(data: ImageData, summary: DataSummary, family, params: Mapping[str, Any],
+                probe: tuple[Candidate, ...]) -> int:
+    """The side the job loads the pictures at: the family's own (``ModelFamily.picture_side``) — for a
+    probe the largest its candidates read — where the pictures hold it and memory allows."""
+    from core.images import choose_size
+
+    wanted = [side for side in (get_family(c.model).picture_side(c.params) for c in probe) if side]
+    if not probe and (side := family.picture_side(params)):
+        wanted.append(side)
+    return choose_size(stored_sides(data), data.channels, prefer=max(wanted) if wanted else None)
+
+
+def stored_sides(data: ImageData) -> list[int]:
+    """Each picture's short side as stored (the loaded side when the files' sizes are unknown)."""
+    return [min(size) for size in data.sizes] if data.sizes else [data.image_size] * len(data.labels)
+
+
+def _image_size_reasons(data: ImageData, summary: DataSummary, family, params: Mapping[str, Any],
+                        image_size: int, probe: tuple[Candidate, ...]) -> list[str]:
+    from core.images import choose_size
+
+    own = choose_size(stored_sides(data), data.channels)
+    reads_large = bool(probe) or family.picture_side(params) is not None
+    if image_size > own and probe:
+        text = (f"The pictures are loaded at {image_size}×{image_size} px for the pretrained network (the CNN gets "
+                f"them at its own {own} px).")
+    elif image_size > own:
+        text = (f"The pictures are loaded at {image_size}×{image_size} px for the pretrained network rather than the "
+                f"{own} px a CNN would use, so it sees the detail it reads.")
+    elif reads_large and image_size < int(params.get("input_size") or 0):
+        text = (f"The pictures are loaded at {image_size}×{image_size} px: that is all the detail they hold (or all "
+                "that fits in memory); the network enlarges them itself.")
+    else:
+        text = f"The pictures are loaded at {image_size}×{image_size} px."
+    reasons = [text]
+    if summary.user_params.get("input_size") and not reads_large:
+        reasons.append(f"The input size you chose ({summary.user_params['input_size']} px) is for the pretrained "
+                       f"network; the {family.label.lower()} reads the pictures at {image_size} px.")
     return reasons
 
 

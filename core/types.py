@@ -178,10 +178,26 @@ class Plan:
     time_budget: float | None = None  # seconds; training stops (keeping the best) past it
     n_rows: int | None = None
     contest: tuple[Candidate, ...] = ()
+    #: Images: the side the job loads the pictures at for this model (``core.images.choose_size``: the
+    #: pretrained network's input size where the pictures hold it, the loader's own small size for the CNN).
+    image_size: int | None = None
+    #: Images whose look is not clear-cut: the candidates the job's first stage probes on a sample of the
+    #: training pictures (``core.probe``) before the plan is settled; ``model`` is the look's lean meanwhile.
+    probe: tuple[Candidate, ...] = ()
 
     @property
     def is_contest(self) -> bool:
         return self.model == AUTO
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """What the quick probe found (``core.probe``): whether the pretrained path beat the CNN, in words
+    with its numbers, and the seconds it took (spent from the run's budget)."""
+
+    pretrained: bool
+    reasons: tuple[str, ...]
+    seconds: float = 0.0
 
 
 #: ``Plan.model`` of a plan that lets a contest choose the model.

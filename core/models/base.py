@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -35,26 +36,54 @@ Role = Literal["no_skill", "baseline", "model", "ensemble"]
 class ImageLook:
     """Cheap evidence of what an image set's pictures are (``core.planner.image_look``): natural
     photos, where a network pretrained on photos helps, or drawn glyphs and flat shapes, where a
-    small network trained on them from scratch does best."""
+    small network trained on them from scratch does best. Between the clear cases the look is not
+    evidence enough: the job then probes both on a sample (``core.probe``), and ``probed`` holds
+    what the probe found (True: the pretrained path won), which then decides."""
 
     stored_side: float  # median short side of the files as stored, in pixels
     colour: bool  # the pictures have colour
     flat_share: float  # median share of a picture's pixels in its most common shade (a flat background)
+    probed: bool | None = None  # the quick probe's verdict (None: no probe ran)
 
     #: Photos are stored at a fair size and textured all over; glyphs are small or mostly background.
     PHOTO_SIDE: ClassVar[int] = 64
     FLAT_LIMIT: ClassVar[float] = 0.35
+    #: The look decides alone past these: photos stored at 96 px or more with under a fifth of their
+    #: pixels in one shade; glyphs with half of each picture one flat shade, or stored under 48 px with
+    #: a fifth of it flat (the bundled digits: 32 px, 40%). Tiny pictures textured all over (small
+    #: photos) are not clear-cut: pretrained features may still beat a CNN there.
+    CLEAR_PHOTO_SIDE: ClassVar[int] = 96
+    CLEAR_PHOTO_FLAT: ClassVar[float] = 0.2
+    CLEAR_GLYPH_SIDE: ClassVar[int] = 48
+    CLEAR_GLYPH_FLAT: ClassVar[float] = 0.5
+
+    @property
+    def looks_like_photos(self) -> bool:
+        """The look's own lean, whatever a probe found."""
+        return self.stored_side >= self.PHOTO_SIDE and self.flat_share < self.FLAT_LIMIT
 
     @property
     def photo_like(self) -> bool:
-        return self.stored_side >= self.PHOTO_SIDE and self.flat_share < self.FLAT_LIMIT
+        """Whether the pictures are treated as photos: the probe's verdict when one ran, else the look's."""
+        return self.looks_like_photos if self.probed is None else self.probed
+
+    @property
+    def clear_cut(self) -> bool:
+        """Whether the look alone is evidence enough (no probe needed)."""
+        clear_photos = self.stored_side >= self.CLEAR_PHOTO_SIDE and self.flat_share < self.CLEAR_PHOTO_FLAT
+        clear_glyphs = (self.flat_share >= self.CLEAR_GLYPH_FLAT
+                        or (self.stored_side < self.CLEAR_GLYPH_SIDE and self.flat_share >= self.CLEAR_PHOTO_FLAT))
+        return clear_photos or clear_glyphs
 
     def words(self) -> str:
-        """Why the pictures count as photos or as glyphs, with the numbers."""
+        """Why the pictures count as photos or as glyphs, with the numbers (the look alone)."""
         flat = f"{self.flat_share:.0%} of a picture's pixels share its most common shade"
-        if self.photo_like:
+        if self.looks_like_photos:
             return (f"The pictures look like photographs: stored at about {self.stored_side:.0f} px and textured "
                     f"all over (only {flat}).")
+        if self.stored_side < self.PHOTO_SIDE and self.flat_share < self.FLAT_LIMIT:
+            return (f"The pictures are stored small (about {self.stored_side:.0f} px) but textured all over (only "
+                    f"{flat}): small photos, perhaps, or busy drawings.")
         if self.stored_side < self.PHOTO_SIDE:
             return (f"The pictures look like small drawn glyphs or shapes: stored at only about "
                     f"{self.stored_side:.0f} px ({flat}).")
@@ -190,6 +219,11 @@ class ModelFamily(ABC):
         """How strongly the automatic plan should pick this family for ``data``: 0 never, the
         highest wins (ties go to the registry's order)."""
         return 0
+
+    def picture_side(self, params: Mapping[str, Any]) -> int | None:
+        """Images: the side this family reads pictures at with ``params`` (its tuned settings), so the
+        job loads them at that size (``Plan.image_size``); None: the loader's own small size suits it."""
+        return None
 
     @abstractmethod
     def fit(self, ctx: FitContext) -> Fitted:

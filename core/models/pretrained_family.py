@@ -17,6 +17,7 @@ from functools import cache
 from importlib import metadata
 
 from core.models.base import DataSummary, DeferredFamily, Tuned
+from core.types import DeviceInfo
 
 BACKBONE_NAME = "efficientnet-lite0"
 BACKBONE_LABEL = "EfficientNet-Lite0"
@@ -27,6 +28,10 @@ WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 #: Input side the backbone sees: cheap enough on a CPU (about 20 images/s on 2 busy cores at 128 px,
 #: 8 at 160, 4 at 224), the network's own 224 on an accelerator.
 CPU_INPUT, ACCELERATOR_INPUT = 128, 224
+#: The input sides a user may choose instead (the Train page's setting, ``input_size`` in the params).
+INPUT_SIZES = (96, 128, 160, 192, 224)
+#: The families that start from the backbone (the ones ``input_size`` is for).
+PRETRAINED = ("embed+linear", "finetune")
 
 
 @cache
@@ -61,20 +66,37 @@ def backbone_version() -> str:
 
 
 def input_size_for(data: DataSummary) -> int:
-    """The side the backbone sees: small on a CPU, the network's own 224 on an accelerator."""
+    """The side the backbone sees: the user's choice, else small on a CPU and the network's own 224 on an
+    accelerator."""
     chosen = data.user_params.get("input_size")
     if chosen:
         return int(chosen)
-    return ACCELERATOR_INPUT if data.device is not None and data.device.type != "cpu" else CPU_INPUT
+    return default_input_size(data.device)
+
+
+def default_input_size(device: DeviceInfo | None) -> int:
+    """The backbone's side when the user chose none: small on a CPU (or no device known), 224 elsewhere."""
+    return ACCELERATOR_INPUT if device is not None and device.type != "cpu" else CPU_INPUT
 
 
 def _size_reason(data: DataSummary, size: int) -> str:
+    if data.user_params.get("input_size"):
+        return (f"Each picture is resized to {size}×{size} px for the pretrained network, as you chose (it was "
+                f"trained at 224 px; on a CPU each step up in size costs about its square in time).")
     where = "the CPU" if data.device is None or data.device.type == "cpu" else data.device.badge
     return (f"Each picture is resized to {size}×{size} px for the pretrained network, a size chosen for the cost "
-            f"on {where} (it was trained at 224 px; smaller is several times faster on a CPU).")
+            f"on {where} (it was trained at 224 px; smaller is several times faster on a CPU). You can choose "
+            "another input size in the settings.")
 
 
-class EmbedLinearFamily(DeferredFamily):
+class _PretrainedFamily(DeferredFamily):
+    """What both pretrained families share: they read pictures at the backbone's input size."""
+
+    def picture_side(self, params) -> int | None:
+        return int(params.get("input_size") or CPU_INPUT)
+
+
+class EmbedLinearFamily(_PretrainedFamily):
     key = "embed+linear"
     label = "Pretrained features + logistic regression"
     family = "torch"
@@ -103,7 +125,7 @@ class EmbedLinearFamily(DeferredFamily):
         return Tuned({"input_size": size}, reasons)
 
 
-class FinetuneFamily(DeferredFamily):
+class FinetuneFamily(_PretrainedFamily):
     key = "finetune"
     label = "Fine-tuned pretrained network"
     family = "torch"

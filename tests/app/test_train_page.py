@@ -156,3 +156,26 @@ def test_a_forged_workspace_key_gets_a_fresh_workspace(tmp_path):
     at.query_params["workspace"] = "../../etc"
     at.run()
     assert at.query_params["workspace"] != "../../etc" and len(at.query_params["workspace"]) == 32
+
+
+def test_the_input_size_chosen_on_the_page_is_planned_said_and_reaches_the_backbone(tmp_path):
+    import json
+
+    at = train_page("textures.zip")
+    size = next(s for s in at.selectbox if s.label == "Pretrained network's input size")
+    assert size.value == "auto"
+    size.select(160).run()
+    assert not at.exception, at.exception
+    plan = next(m.value for m in at.markdown if str(m.value).startswith("- Images:"))
+    assert "160×160 px for the pretrained network, as you chose" in plan
+    assert "loaded at 128×128 px for the pretrained network rather than the 96 px" in plan  # stored at 128
+    start(at)
+    run = the_run(tmp_path)
+    assert run.model.key == "embed+linear" and run.data.image_size == 128
+    assert json.loads((run.path / "model.json").read_text())["backbone"]["input_size"] == 160
+
+
+def test_the_input_size_setting_is_offered_only_where_a_pretrained_network_may_train():
+    at = train_page("textures.zip")
+    at.selectbox[0].select("cnn").run()
+    assert all(s.label != "Pretrained network's input size" for s in at.selectbox)

@@ -20,11 +20,13 @@ from core.images import (
     UNPACK_FAILED,
     UNREADABLE,
     ImageLimits,
+    choose_size,
     class_counts,
     is_image_source,
     load_images,
     load_images_cached,
     load_unlabelled_images,
+    resize_images,
 )
 
 
@@ -271,6 +273,44 @@ def test_size_can_be_forced_and_is_capped_by_memory():
     assert load_images(zip_bytes(files), limits=ImageLimits(max_array_bytes=4 * 64 * 64)).image_size == 64
     with pytest.raises(DataError, match="too large"):
         load_images(zip_bytes(files), image_size=96, limits=ImageLimits(max_array_bytes=1000))
+
+
+@pytest.mark.parametrize(("side", "prefer", "expected"), [
+    (200, 128, 128),  # detailed pictures: at the model's side, not the loader's 96
+    (300, 224, 224),
+    (200, 224, 200),  # no more than the pictures hold
+    (150, 224, 144),  # in steps of 8 px
+    (120, 128, 120),
+    (80, 128, 96),  # the standard size already holds all their detail
+    (32, 128, 32),
+    (200, 64, 64),  # a model reading smaller pictures gets them smaller
+])
+def test_a_models_preferred_side_is_loaded_where_the_pictures_hold_it(side, prefer, expected):
+    assert choose_size([side] * 10, 3, prefer=prefer) == expected
+    assert choose_size([side] * 10, 3) == choose_size([side] * 10, 3, prefer=None)
+
+
+def test_a_preferred_side_that_does_not_fit_in_memory_falls_back_to_the_standard_one():
+    roomy, tight = ImageLimits(max_array_bytes=10 * 3 * 128 * 128), ImageLimits(max_array_bytes=10 * 3 * 127 * 127)
+    assert choose_size([200] * 10, 3, roomy, prefer=128) == 128
+    assert choose_size([200] * 10, 3, tight, prefer=128) == 96
+
+
+def test_pictures_load_at_the_larger_side_and_resize_like_the_loader():
+    rng = np.random.default_rng(0)
+    files = {}
+    for c in "ab":
+        for i in range(2):
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (160, 160), dtype=np.uint8)).save(buffer, "PNG")
+            files[f"{c}/{i}.png"] = buffer.getvalue()
+    data = load_images(zip_bytes(files), image_size=choose_size([160] * 4, 1, prefer=128))
+    assert data.images.shape == (4, 1, 128, 128) and data.sizes == ((160, 160),) * 4
+    small = resize_images(data.images, 96)
+    assert small.shape == (4, 1, 96, 96) and small.dtype == np.uint8
+    expected = np.asarray(Image.fromarray(data.images[0, 0]).resize((96, 96), Image.Resampling.BICUBIC))
+    assert np.array_equal(small[0, 0], expected)
+    assert resize_images(data.images, 128) is data.images
 
 
 def test_wide_images_are_centre_cropped():

@@ -7,12 +7,14 @@ import importlib.util
 import io
 import socket
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from core import planner
 from core.device import cpu_device
 from core.errors import RunError
 from core.events import Message, NeverStop, StepEnded
@@ -224,6 +226,95 @@ def test_planner_sends_photos_to_the_pretrained_network_and_glyphs_to_the_cnn():
     assert image_look(image_data(G, g, stored=32)).flat_share > 0.5 > image_look(image_data(X, y, 128)).flat_share
 
 
+def test_clear_looks_plan_at_once_and_photos_load_at_the_networks_input_size():
+    X, y = textures(10, side=96)
+    photos = plan(image_data(X, y, stored=200))
+    assert not photos.probe and photos.image_size == pf.CPU_INPUT  # not the loader's 96: the network reads 128
+    assert any("loaded at 128×128 px for the pretrained network rather than the 96 px" in r for r in photos.reasons)
+    G, g = glyphs()
+    drawn = plan(image_data(G, g, stored=32))
+    assert not drawn.probe and drawn.model == "cnn" and drawn.image_size == 32
+
+
+def test_a_look_between_photos_and_glyphs_asks_the_job_for_a_probe():
+    X, y = textures(10, side=96)
+    unsure = plan(image_data(X, y, stored=80))  # textured all over, but stored small
+    look = image_look(image_data(X, y, stored=80))
+    assert look.looks_like_photos and not look.clear_cut
+    assert unsure.model == "embed+linear"  # the look's lean, meanwhile: it stands if not both can be scored
+    assert [c.model for c in unsure.probe] == ["embed+linear", "cnn"]  # the features first: one pass, then cheap
+    cnn = next(c for c in unsure.probe if c.model == "cnn")
+    # 16 training pictures: a fold's fit sees ~10, so the CNN gets its most probe epochs (a few epochs are a few steps)
+    assert cnn.params["epochs"] == planner.PROBE_EPOCHS[1] and f"first {planner.PROBE_EPOCHS[1]} epochs" in cnn.label
+    text = " ".join(unsure.reasons)
+    assert "not clear-cut" in text and "quick probe" in text and "never the validation ones" in text
+    assert unsure.image_size == 96  # what 80 px pictures hold, for the network (the CNN's own size too)
+    # The same look, the user's model: no probe.
+    assert not plan(image_data(X, y, stored=80), Overrides(model="cnn")).probe
+    # Too few pictures per class for folds to say anything: the look decides, and says so.
+    few = plan(image_data(X[:8], y[:8] * 0 + np.r_[0, 0, 0, 0, 1, 1, 1, 1], stored=80))
+    assert not few.probe and any("too few training pictures for a probe" in r for r in few.reasons)
+
+
+@pytest.mark.parametrize(("pretrained", "model"), [(True, "embed+linear"), (False, "cnn")])
+def test_the_probes_outcome_settles_the_plan_and_is_said(pretrained, model):
+    from core.types import ProbeOutcome
+
+    X, y = textures(10, side=96)
+    outcome = ProbeOutcome(pretrained=pretrained, reasons=("The probe scored accuracy: x 0.900; y 0.600.",))
+    settled = plan(image_data(X, y, stored=80), probed=outcome)
+    assert settled.model == model and not settled.probe
+    assert "The probe scored accuracy: x 0.900; y 0.600." in settled.reasons
+    assert any("not clear-cut, so a quick probe on the training pictures decided" in r for r in settled.reasons)
+
+
+def test_the_users_input_size_reaches_the_plan_and_the_loaded_side():
+    X, y = textures(10, side=96)
+    chosen = plan(image_data(X, y, stored=300), Overrides(params={"input_size": 160}))
+    assert chosen.model == "embed+linear" and chosen.params["input_size"] == 160 and chosen.image_size == 160
+    assert any("160×160 px for the pretrained network, as you chose" in r for r in chosen.reasons)
+    G, g = glyphs()
+    cnn = plan(image_data(G, g, stored=32), Overrides(params={"input_size": 160}))
+    assert cnn.model == "cnn" and cnn.image_size == 32
+    assert any("The input size you chose (160 px) is for the pretrained network" in r for r in cnn.reasons)
+
+
+def test_the_probe_scores_both_on_a_sample_of_the_training_pictures_only(monkeypatch):
+    from core import compare
+    from core.events import FoldEnded
+    from core.probe import probe_sample, run_probe
+    from core.splits import split_rows
+
+    X, y = textures(10, side=SMALL_INPUT)  # loaded at the network's (test) input size, stored at 80 px
+    data = image_data(X, y, stored=80)
+    unsure = plan(data, Overrides(params={"input_size": SMALL_INPUT}))
+    assert unsure.probe and unsure.image_size == SMALL_INPUT
+    rows = probe_sample(data, unsure)
+    _, valid = split_rows(y, unsure.task, unsure.valid_fraction, unsure.seed)
+    assert not set(rows) & set(valid) and len(rows) == len(y) - len(valid)
+    sides = set()
+    real = compare._score_image_fold
+
+    def seen(candidate, pictures, *rest):
+        sides.add((candidate.model, pictures.image_size))
+        return real(candidate, pictures, *rest)
+
+    monkeypatch.setattr(compare, "_score_image_fold", seen)
+    monkeypatch.setattr(planner, "PROBE_BUDGET_S", 600.0)  # both scored however busy the machine
+    unsure = replace(unsure, probe=tuple(replace(c, params={**c.params, "epochs": 1}) for c in unsure.probe))
+    events = []
+    outcome = run_probe(data, unsure, events.append)
+    assert sides == {("embed+linear", SMALL_INPUT), ("cnn", 96)}  # the CNN at its own size: what 80 px holds
+    folds = [e for e in events if isinstance(e, FoldEnded)]
+    assert {e.model for e in folds} == {"cnn", "embed+linear"} and {e.fold for e in folds} == {1, 2, 3}
+    text = " ".join(outcome.reasons)
+    assert "3-fold stratified cross-validation" in text and "on 16 rows" in text and "ROC AUC" in text
+    assert ("pretrained network is used" in text) == outcome.pretrained and "lean stands" not in text
+    assert any(isinstance(e, Message) and "Quick probe" in e.text for e in events)
+    settled = plan(data, Overrides(params={"input_size": SMALL_INPUT}), probed=outcome)
+    assert settled.model == ("embed+linear" if outcome.pretrained else "cnn")
+
+
 def test_user_choice_overrides_the_look():
     G, g = glyphs()
     chosen = plan(image_data(G, g, stored=32), Overrides(model="finetune"))
@@ -267,19 +358,52 @@ def test_a_saved_run_names_the_backbone_and_loading_without_it_is_a_clear_error(
         bb._pretrained_cpu.cache_clear()
 
 
-def test_a_whole_job_on_photos_trains_the_pretrained_model_and_explains_it(tmp_path):
-    from core.pipeline import JobSpec, run_job
-    from core.run_record import read_run
-
-    X, y = textures(10, side=64)
+def stripes_zip(folder, side: int):
+    X, y = textures(10, side=side)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for i, (image, label) in enumerate(zip(X, y, strict=True)):
             png = io.BytesIO()
             Image.fromarray(image[0]).save(png, format="PNG")
             archive.writestr(f"{'across' if label == 0 else 'down'}/{i}.png", png.getvalue())
-    source = tmp_path / "stripes.zip"
+    source = folder / "stripes.zip"
     source.write_bytes(buffer.getvalue())
+    return source
+
+
+def test_a_whole_job_probes_first_when_the_look_is_not_clear_cut(tmp_path, monkeypatch):
+    import json
+
+    from core.events import FoldEnded, RunStarted
+    from core.pipeline import JobSpec, run_job
+    from core.run_record import read_run
+
+    monkeypatch.setattr(planner, "PROBE_EPOCHS", (2, 2))
+    monkeypatch.setattr(planner, "PROBE_BUDGET_S", 600.0)  # both scored however busy the machine
+    source = stripes_zip(tmp_path, side=40)  # tiny but textured all over: small photos, or not?
+    events = []
+    run_dir = run_job(JobSpec(source=str(source), runs_dir=str(tmp_path / "runs"),
+                              overrides=Overrides(max_epochs=3, params={"input_size": SMALL_INPUT})), events.append)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("FoldEnded") < kinds.index("RunStarted")  # the probe is the job's first stage
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert not started.plan.probe and started.plan.model in ("cnn", "embed+linear")
+    run = read_run(run_dir, predictions=False)
+    text = " ".join(run.model.reasons)
+    assert "stored small (about 40 px) but textured all over" in text
+    assert "a quick probe on the training pictures decided" in text and "The probe (3-fold" in text
+    assert ("pretrained network is used" in text) == (run.model.key == "embed+linear")
+    assert run.timings["probe_s"] > 0 and len([e for e in events if isinstance(e, FoldEnded)]) >= 4
+    assert run.data.image_size == 32  # what 40 px pictures hold for both: the CNN's own size, the test's input
+    if run.model.key == "embed+linear":
+        assert json.loads((run_dir / "model.json").read_text())["backbone"]["input_size"] == SMALL_INPUT
+
+
+def test_a_whole_job_on_photos_trains_the_pretrained_model_and_explains_it(tmp_path):
+    from core.pipeline import JobSpec, run_job
+    from core.run_record import read_run
+
+    source = stripes_zip(tmp_path, side=128)  # clear-cut photos: no probe
     run_dir = run_job(JobSpec(source=str(source), runs_dir=str(tmp_path / "runs"),
                               overrides=Overrides(params={"input_size": SMALL_INPUT})))
     run = read_run(run_dir, predictions=False)
@@ -316,3 +440,20 @@ def test_image_comparison_scores_the_cnn_and_the_pretrained_features_on_the_same
     assert result.best in ("cnn", "embed+linear") and "2-fold stratified" in result.folds
     features = next(e for e in result.entries if e.model == "embed+linear")
     assert features.mean is not None and features.mean >= 0.75
+
+
+def test_a_probe_that_cannot_score_both_keeps_the_looks_lean_and_says_so():
+    from core.compare import Comparison, Entry
+    from core.probe import _outcome
+
+    X, y = textures(10, side=96)
+    unsure = plan(image_data(X, y, stored=40))  # tiny but textured: the look leans to the CNN
+    assert unsure.model == "cnn" and unsure.probe
+    scored = Entry(model="embed+linear", metric="macro_f1", scores={"macro_f1": [0.9, 0.95, 1.0]}, fit_s=[1, 1, 1],
+                   candidate=unsure.probe[0])
+    late = Entry(model="cnn", metric="macro_f1", skipped="skipped: the 60 s budget would run out",
+                 candidate=unsure.probe[1])
+    outcome = _outcome(Comparison("macro_f1", "3-fold", [scored, late], "embed+linear", ()), unsure, 61.0)
+    assert not outcome.pretrained
+    assert "Not scored: convolutional neural network" in outcome.reasons[0]
+    assert "lean stands: the CNN trained from scratch" in outcome.reasons[-1]
