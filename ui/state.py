@@ -172,8 +172,8 @@ def session() -> SessionInfo:
     """This browser session's owner id, upload folder and workspace, kept across a reconnect; when
     the browser has gone for ``DISCONNECT_GRACE_S`` its jobs are cancelled and its uploads deleted.
 
-    The workspace key comes from the page's address (``?workspace=…``) when it holds one, and is put
-    there otherwise (again after a page switch drops it), so a reload keeps the session's runs.
+    The workspace key comes from the page's address (``?workspace=…``) when it holds one; ``workspace``
+    puts it there.
     """
     info = st.session_state.get(SESSION_INFO)
     if info is None:
@@ -182,15 +182,19 @@ def session() -> SessionInfo:
         if _WORKSPACE_KEY.fullmatch(key):
             info.workspace_key = key
         st.session_state[SESSION_INFO] = info
-    if st.query_params.get(WORKSPACE_PARAM) != info.workspace_key:
-        st.query_params[WORKSPACE_PARAM] = info.workspace_key
     _connection(info)
     return info
 
 
 def workspace() -> str:
-    """This browser's workspace id: the runs it lists, and the owner of the runs it trains."""
-    return session().workspace
+    """This browser's workspace id: the runs it lists, and the owner of the runs it trains. Its key
+    is written into the page's address here (again after a page switch drops it), so a reload keeps
+    the session's runs — only on the pages that list or train runs: rewriting the address on every
+    page would cost the Glossary its ``#term`` jump (a reading's link opens it in a new tab)."""
+    info = session()
+    if st.query_params.get(WORKSPACE_PARAM) != info.workspace_key:
+        st.query_params[WORKSPACE_PARAM] = info.workspace_key
+    return info.workspace
 
 
 def safe_name(name: str) -> str:

@@ -141,8 +141,8 @@ def test_a_class_sees_only_its_own_runs_and_a_reload_keeps_them(tmp_path):
     assert the_run(tmp_path).workspace not in (None, key)  # a digest: the key never lands in a manifest
 
     classmate = AppTest.from_file(APP, default_timeout=60).run()
-    assert classmate.query_params["workspace"] != key
     assert runs_page_labels(classmate) == []
+    assert classmate.query_params["workspace"] != key
     assert "No trained runs yet" in " ".join(i.value for i in classmate.info)
 
     reloaded = AppTest.from_file(APP, default_timeout=60)
@@ -154,7 +154,7 @@ def test_a_class_sees_only_its_own_runs_and_a_reload_keeps_them(tmp_path):
 def test_a_forged_workspace_key_gets_a_fresh_workspace(tmp_path):
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["workspace"] = "../../etc"
-    at.run()
+    runs_page_labels(at.run())
     assert at.query_params["workspace"] != "../../etc" and len(at.query_params["workspace"]) == 32
 
 
