@@ -38,7 +38,7 @@ def lost_jobs_notice() -> None:
     one = len(lost) == 1
     st.warning(f"{len(lost)} job{'' if one else 's'} that {'was' if one else 'were'} running when the server stopped "
                f"{'was' if one else 'were'} lost ({names}): nothing of {'it' if one else 'them'} was saved. Start "
-               f"{'it' if one else 'them'} again from the Train page. Every finished run is listed on the Runs page.",
+               f"{'it' if one else 'them'} again from the Train page. Your finished runs are all on the Runs page.",
                icon=":material/warning:")
 
 
