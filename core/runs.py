@@ -35,7 +35,7 @@ from core.run_record import (
     load_manifest,
     read_run,
 )
-from core.trusted import trusted_folder
+from core.trusted import resolve_run, trusted_folder  # resolve_run: callers import it from here too
 from core.types import ImageData, LoadReport, Prepared
 
 if TYPE_CHECKING:  # only for annotations: training imports the contest, which saves through here
@@ -233,29 +233,13 @@ def list_runs(runs_dir: str | Path = DEFAULT_RUNS_DIR, visible_to: str | None = 
     return sorted(out, key=lambda r: (r.created, r.run_id), reverse=True)
 
 
-def resolve_run(run_dir: str | Path, runs_dir: str | Path) -> Path:
-    """The run folder, which must lie inside ``runs_dir``: model files are pickles, so only the
-    app's own runs may be loaded (ARCHITECTURE.md, "The run folder"). ``run_dir`` may also be a bare run id."""
-    root = Path(runs_dir).resolve()
-    path = Path(run_dir)
-    if not path.exists() and (root / path).exists():
-        path = root / path
-    path = path.resolve()
-    if root not in path.parents:
-        raise RunError(f"Only runs saved by this app, inside its runs folder ({root}), can be opened. "
-                       "Pick a run from the Runs page, or pass --runs-dir with the folder that holds it.")
-    if not (path / MANIFEST_FILE).is_file():
-        raise RunError(f"'{run_dir}' is not a saved run. Pick one from the Runs page or train a new one.")
-    return path
-
-
 def load_model(run_dir: str | Path, runs_dir: str | Path) -> tuple[Any, RunRecord]:
     """The fitted model of a run and its record. The only way to a family's ``load`` (which
     unpickles): the folder is checked to be one of the app's own runs first."""
     path = resolve_run(run_dir, runs_dir)
     run = read_run(path, predictions=False)
     try:
-        with trusted_folder(path):
+        with trusted_folder(path, runs_dir):
             model = get_family(run.model.key).load(path)
     except FileNotFoundError:
         raise RunError(f"The run '{path.name}' has no saved model (it may still be saving, or was damaged).") from None

@@ -117,7 +117,7 @@ def _members(path: Path, run: RunRecord, runs_dir: str | Path) -> dict[str, byte
         code, predict = _pickle_code(pickled, "model.joblib"), None
         readme, snippet_imports = _sklearn_readme(run), {"joblib", "pandas", "scipy"}  # scipy: scikit-learn's
     elif kind == "mlp":  # only its preparation is a pickle (loading the network would import torch)
-        with trusted_folder(path):  # resolve_run checked it is one of the app's runs
+        with trusted_folder(path, runs_dir):
             pickled = pickled_globals(load_pickle(path / "preprocess.joblib"))
         code, predict = _pickle_code(pickled, "preprocess.joblib"), _mlp_predict(run)
         readme, snippet_imports = _torch_readme(run, code=True), set()

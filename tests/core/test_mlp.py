@@ -270,7 +270,8 @@ def test_family_fits_on_raw_columns_saves_and_loads(tmp_path):
     assert accuracy_score(ctx.y_valid, model.predict(ctx.X_valid)) > 0.8
     files = family.save(fitted, tmp_path)
     assert sorted(files) == ["mlp.json", "mlp.pt", "preprocess.joblib"]
-    with trusted_folder(tmp_path):  # as core.runs.load_model opens a vetted run folder
+    (tmp_path / "manifest.json").write_text("{}")  # a run folder, as core.runs.load_model opens one
+    with trusted_folder(tmp_path, tmp_path.parent):
         loaded = family.load(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(ctx.X_valid), model.predict_proba(ctx.X_valid))
     np.testing.assert_array_equal(loaded.predict(ctx.X_valid), model.predict(ctx.X_valid))

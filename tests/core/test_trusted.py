@@ -10,12 +10,13 @@ from core.trusted import load_pickle, trusted_folder
 def test_a_pickle_loads_only_inside_the_vetted_folder(tmp_path):
     run, other = tmp_path / "runs" / "r1", tmp_path / "uploads"
     run.mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
     other.mkdir()
     joblib.dump({"ok": 1}, run / "model.joblib")
     joblib.dump({"evil": 1}, other / "model.joblib")
     with pytest.raises(RunError):
         load_pickle(run / "model.joblib")  # no folder vetted at all
-    with trusted_folder(run):
+    with trusted_folder(run, tmp_path / "runs"):
         assert load_pickle(run / "model.joblib") == {"ok": 1}
         with pytest.raises(RunError):
             load_pickle(other / "model.joblib")
@@ -23,3 +24,15 @@ def test_a_pickle_loads_only_inside_the_vetted_folder(tmp_path):
             load_pickle(run / ".." / ".." / "uploads" / "model.joblib")  # escaping by ..
     with pytest.raises(RunError):
         load_pickle(run / "model.joblib")  # the door closes again
+
+
+def test_the_door_opens_only_on_a_run_folder_inside_the_runs_folder(tmp_path):
+    runs, uploads = tmp_path / "runs", tmp_path / "uploads"
+    (runs / "r1").mkdir(parents=True)
+    uploads.mkdir()
+    (uploads / "manifest.json").write_text("{}")  # looks like a run, but is not in the runs folder
+    joblib.dump({"evil": 1}, uploads / "model.joblib")
+    with pytest.raises(RunError), trusted_folder(uploads, runs):
+        load_pickle(uploads / "model.joblib")
+    with pytest.raises(RunError), trusted_folder(runs / "r1", runs):  # no manifest: not a saved run
+        pass
