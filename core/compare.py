@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -182,28 +182,41 @@ def compare(data: Prepared, candidates: Sequence[str | Candidate] | None = None,
 
 def compare_images(data: ImageData, candidates: Sequence[str | Candidate] | None = None, n_folds: int | None = None,
                    time_budget: float = DEFAULT_BUDGET_S, seed: int = 0, on_event: Callback = ignore,
-                   stop: StopFlag | None = None, device: DeviceInfo | None = None,
-                   data_for: Mapping[str, ImageData] | None = None) -> Comparison:
+                   stop: StopFlag | None = None, device: DeviceInfo | None = None) -> Comparison:
     """``compare`` for an image set: the image families (default: the registry's image candidates —
     the CNN, pretrained features, fine-tuning) on identical stratified folds, within the budget.
-    ``data_for``: the same pictures (same rows, same order) at another size for the candidates it
-    names — the CNN at its own small size where the others read them larger (``core.probe``)."""
+    Each candidate reads the pictures at its own side, as training it would (``_at_own_sides``)."""
     stop = stop or NeverStop()
-    views = dict(data_for or {})
-
-    def score_fold(candidate: Candidate, pictures: ImageData, *rest) -> tuple:
-        return _score_image_fold(candidate, views.get(candidate.name, pictures), *rest)
-
     summary = summarise_data(data, device=device)
     metric = MAIN_METRIC[summary.task]
     entries = [Entry(model=c.name, metric=metric, candidate=c)
                for c in (as_candidate(c, summary) for c in candidates or comparison_candidates("images"))]
+    views = _at_own_sides(data, [e.candidate for e in entries])
+
+    def score_fold(candidate: Candidate, pictures: ImageData, *rest) -> tuple:
+        return _score_image_fold(candidate, views.get(candidate.name, pictures), *rest)
+
     folds, fold_words = choose_folds(data.labels, summary.task, n_folds, seed)
     on_event(Message("info", f"Comparing {len(entries)} candidates with {fold_words}, within {time_budget:.0f} s."))
     _score_all(entries, data, summary, folds, time_budget, seed, on_event, stop, False, lambda s: 0.0, False,
                score_fold=score_fold)
     best, reasons = pick(entries, metric, len(folds))
     return Comparison(metric=metric, folds=fold_words, entries=entries, best=best, reasons=reasons)
+
+
+def _at_own_sides(data: ImageData, candidates: Sequence[Candidate]) -> dict[str, ImageData]:
+    """The pictures for the candidates that read them at the loader's own small side (a family whose
+    ``picture_side`` is None: the CNN) when the set was loaded larger, for the pretrained network's
+    input: the same rows in the same order, resized once in memory."""
+    from core.images import choose_size, resize_images
+    from core.planner import stored_sides
+
+    own_side = [c.name for c in candidates if get_family(c.model).picture_side(c.params) is None]
+    side = choose_size(stored_sides(data), data.channels) if own_side else data.image_size
+    if side == data.image_size:
+        return {}
+    small = replace(data, images=resize_images(data.images, side))
+    return dict.fromkeys(own_side, small)
 
 
 def _score_all(entries: list[Entry], data: Prepared | ImageData, summary: DataSummary, folds: Folds,

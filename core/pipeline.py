@@ -177,16 +177,9 @@ def _compare(spec: JobSpec, on_event: Callback, stop: StopFlag) -> Path:
     budget = spec.overrides.time_budget or DEFAULT_BUDGET_S
     if isinstance(prepared, ImageData):
         from core.compare import compare_images
-        from core.images import choose_size, resize_images
-        from core.planner import stored_sides
 
-        # Each candidate reads the pictures at its own side, as training it would: the pretrained ones
-        # at the network's input (as loaded), the CNN at the loader's small size (resized in memory).
-        own = choose_size(stored_sides(prepared), prepared.channels)
-        views = {} if own == prepared.image_size else {"cnn": replace(prepared, images=resize_images(prepared.images,
-                                                                                                     own))}
         result = compare_images(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
-                                on_event=on_event, stop=stop, device=device, data_for=views)
+                                on_event=on_event, stop=stop, device=device)
     else:
         result = compare(prepared, n_folds=spec.folds, time_budget=budget, seed=spec.overrides.seed,
                          on_event=on_event, stop=stop, device=device)

@@ -19,9 +19,8 @@ import numpy as np
 
 from core.evaluation import METRIC_NAMES
 from core.events import Callback, Message, NeverStop, StopFlag
-from core.images import choose_size, resize_images
 from core.models import get_family
-from core.planner import PROBE_FOLDS, PROBE_PICTURES, probe_budget, stored_sides
+from core.planner import PROBE_FOLDS, PROBE_PICTURES, probe_budget
 from core.splits import sample_rows, split_rows
 from core.types import DeviceInfo, ImageData, Plan, ProbeOutcome
 
@@ -34,8 +33,8 @@ def probe_sample(data: ImageData, the_plan: Plan) -> np.ndarray:
     return train[sample_rows(labels[train], the_plan.task, PROBE_PICTURES, the_plan.seed)]
 
 
-def _subset(data: ImageData, rows: np.ndarray, images: np.ndarray | None = None) -> ImageData:
-    return replace(data, images=data.images[rows] if images is None else images, labels=data.labels[rows],
+def _subset(data: ImageData, rows: np.ndarray) -> ImageData:
+    return replace(data, images=data.images[rows], labels=data.labels[rows],
                    paths=tuple(data.paths[i] for i in rows),
                    sizes=tuple(data.sizes[i] for i in rows) if data.sizes else (),
                    modes=tuple(data.modes[i] for i in rows) if data.modes else ())
@@ -50,19 +49,11 @@ def run_probe(data: ImageData, the_plan: Plan, on_event: Callback, stop: StopFla
     t0 = time.perf_counter()
     rows = probe_sample(data, the_plan)
     sample = _subset(data, rows)
-    # Each candidate reads the pictures at its own side: the CNN at the loader's small one.
-    views = {}
-    for candidate in the_plan.probe:
-        side = get_family(candidate.model).picture_side(candidate.params)
-        if side is None:
-            own = choose_size(stored_sides(sample), sample.channels)
-            if own != sample.image_size:
-                views[candidate.name] = _subset(data, rows, resize_images(sample.images, own))
     budget = probe_budget(the_plan)
     names = " and ".join(c.label.lower() for c in the_plan.probe)
     on_event(Message("info", f"Quick probe: {names} on {len(rows)} training pictures, within {budget:.0f} s…"))
     result = compare_images(sample, the_plan.probe, n_folds=PROBE_FOLDS, time_budget=budget, seed=the_plan.seed,
-                            on_event=on_event, stop=stop, device=device, data_for=views)
+                            on_event=on_event, stop=stop, device=device)
     seconds = time.perf_counter() - t0
     outcome = _outcome(result, the_plan, seconds)
     on_event(Message("info", " ".join(outcome.reasons)))
