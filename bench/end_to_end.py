@@ -15,7 +15,9 @@ from bench.common import Config, Section, Spread, Table, log, own_peak_rss_mb, r
 
 SAMPLES = ("iris.csv", "wine.csv", "breast_cancer.csv", "diabetes.csv", "churn.csv", "digits.zip", "shapes.zip")
 BIG_TARGET_S = 45.0
-BIG_MEMORY_FACTOR = 4.0
+#: Issue #15: the job peaks at ≤ 5× the file, in a worker that has trained no network (torch is
+#: loaded by the first job that needs one, and then stays: the note gives that worker's figure too).
+BIG_MEMORY_FACTOR = 5.0
 #: The automatic contest on the 1M-row CSV against one boosting model (the job before the contest).
 BIG_CONTEST_RATIO = 1.3
 #: An automatic run on a table of at most 10,000 rows, file to saved run.
@@ -25,16 +27,34 @@ STOP_ANSWER_S = 1.0
 RUNS = "runs-e2e"
 
 
-def job_child(source: str, runs_dir: str, target: str | None = None, stages: bool = False,
-              model: str = "auto") -> dict[str, Any]:
-    """Child task: one whole job; wall time from the file to the saved run folder. ``stages``
-    also records each stage's seconds and the peak memory after it."""
+def preload_worker(networks: bool = True) -> None:
+    """What a worker has loaded before a job: the table libraries (``preload_libraries``), and with
+    ``networks`` torch too, as in a worker that has trained a network before (a job that needs it
+    loads it once per worker, outside its budget: ``core.models.ready``)."""
     from core.jobs.process import preload_libraries
+    from core.models import ready
+
+    preload_libraries()
+    if networks:
+        ready(("mlp",))
+
+
+def imports_child(networks: bool) -> dict[str, Any]:
+    """Child task: a worker's resident memory after its imports, with or without torch."""
+    preload_worker(networks)
+    return {"rss_mb": own_peak_rss_mb()}
+
+
+def job_child(source: str, runs_dir: str, target: str | None = None, stages: bool = False,
+              model: str = "auto", networks: bool = True) -> dict[str, Any]:
+    """Child task: one whole job; wall time from the file to the saved run folder. ``stages``
+    also records each stage's seconds and the peak memory after it; ``networks``: torch loaded
+    before (``preload_worker``)."""
     from core.pipeline import JobSpec, run_job
     from core.planner import Overrides
     from core.run_record import load_manifest
 
-    preload_libraries()  # imports are not the job's time: a worker has them loaded
+    preload_worker(networks)  # imports are not the job's time: a worker has them loaded
     marks = _watch_stages() if stages else []
     before = own_peak_rss_mb()
     t0 = time.perf_counter()
@@ -55,10 +75,9 @@ def stop_child(source: str, runs_dir: str, target: str | None, after_s: float) -
     import threading
 
     from core.events import ContestEnded, ContestStarted, FoldEnded, RunFinished
-    from core.jobs.process import preload_libraries
     from core.pipeline import JobSpec, run_job
 
-    preload_libraries()
+    preload_worker()
 
     stop = threading.Event()
     marks: dict[str, float] = {}
@@ -220,8 +239,9 @@ def run(cfg: Config, shared: dict[str, Any]) -> Section:
     small_auto: list[tuple[str, float, str, list[str]]] = []
     for name, source, target in jobs:
         log(f"end to end: {name}")
+        # The big table's job in a worker that has trained no network: its peak memory is the figure.
         result = run_child("end_to_end:job_child", source=source, runs_dir=str(runs_dir), target=target,
-                           stages=source == big["path"], timeout=600)
+                           stages=source == big["path"], networks=source != big["path"], timeout=600)
         data = result.data
         shared["runs"][name] = data["run_dir"]
         t = data["timings"]
@@ -240,11 +260,12 @@ def run(cfg: Config, shared: dict[str, Any]) -> Section:
                 f"peak memory {result.peak_rss_mb:.0f} MB = {result.peak_rss_mb / file_mb:.1f}× the file "
                 f"({extra / file_mb:.1f}× counting only what the job added over imports), target ≤ "
                 f"{BIG_MEMORY_FACTOR:g}× → "
-                f"{section.judge('1M-row CSV peak memory (× file size)', result.peak_rss_mb / file_mb, BIG_MEMORY_FACTOR)}.")
+                f"{section.judge('1M-row CSV peak memory (× file size)', result.peak_rss_mb / file_mb, BIG_MEMORY_FACTOR)}, "
+                f"in a worker that has trained no network. {_torch_note(result.peak_rss_mb, file_mb)}")
     section.tables.append(_stage_table(big_result, cfg))
     log("end to end: the big CSV with one boosting model (the automatic job before the contest)")
     single = run_child("end_to_end:job_child", source=big["path"], runs_dir=str(runs_dir), target="label",
-                       model="hgb", timeout=600)
+                       model="hgb", networks=False, timeout=600)
     ratio = big_result["seconds"] / single.data["seconds"]
     section.notes.append(
         f"The automatic contest on the {cfg.big_csv_rows:,}-row CSV tried {', '.join(big_result['tried'])} and "
@@ -300,6 +321,13 @@ def run(cfg: Config, shared: dict[str, Any]) -> Section:
         figures.add(name, pick["report_s"].text(3), pick["figures_s"].text(3), pick["json_s"].text(3),
                     pick["seconds"].text(3), results[0]["figures"], f"{results[0]['json_mb']:.2f}")
     return section
+
+
+def _torch_note(peak_mb: float, file_mb: float) -> str:
+    """What the same job would peak at in a worker that has loaded torch for an earlier network."""
+    light, heavy = (run_child("end_to_end:imports_child", networks=n).data["rss_mb"] for n in (False, True))
+    return (f"A worker that has trained a network before also holds torch: {heavy - light:.0f} MB more after "
+            f"imports ({light:.0f} → {heavy:.0f} MB), so about {(peak_mb + heavy - light) / file_mb:.1f}× there.")
 
 
 def _stage_table(data: dict[str, Any], cfg: Config) -> Table:

@@ -78,12 +78,12 @@ def contender_child(source: str, target: str, contender: str, n_folds: int, budg
 
         logging.getLogger("flaml").setLevel(logging.ERROR)
     else:
-        from core.jobs.process import preload_libraries
+        from bench.end_to_end import preload_worker
         from core.pipeline import make_plan
         from core.planner import Overrides
         from core.training import fit
 
-        preload_libraries()  # what a worker has loaded before a job (FLAML's imports are excluded too)
+        preload_worker()  # what a worker has loaded before a job (FLAML's imports are excluded too)
 
     table = load_table(source)
     frame = _rows_with_target(table.frame, target)

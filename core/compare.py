@@ -22,7 +22,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from core.errors import RunError
 from core.evaluation import MAIN_METRIC, METRIC_NAMES, class_probabilities, metrics_for
 from core.events import Callback, CandidateSkipped, FoldEnded, Message, NeverStop, StopFlag, ignore
-from core.models import comparison_candidates, device_for, get_family
+from core.models import comparison_candidates, device_for, get_family, ready
 from core.models.base import DataSummary, FitContext, Fitted
 from core.planner import is_imbalanced, summarise_data
 from core.splits import split_rows
@@ -227,6 +227,7 @@ def _score_all(entries: list[Entry], data: Prepared | ImageData, summary: DataSu
     when ``race``, dropping one as soon as it is clearly behind: ``clearly_behind``). ``score_fold``
     scores one candidate on one fold (default: a table's, ``_score_fold``)."""
     score_fold = score_fold or _score_fold
+    ready((e.family for e in entries), on_event)  # torch, if a network takes part: not its first fold's time
     started = time.perf_counter()
     previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
     first = next((e for e in entries if get_family(e.family).role != "no_skill"), None)

@@ -19,7 +19,7 @@ import numpy as np
 
 from core.evaluation import METRIC_NAMES
 from core.events import Callback, Message, NeverStop, StopFlag
-from core.models import get_family
+from core.models import get_family, ready
 from core.planner import PROBE_FOLDS, PROBE_PICTURES, probe_budget
 from core.splits import sample_rows, split_rows
 from core.types import DeviceInfo, ImageData, Plan, ProbeOutcome
@@ -46,6 +46,7 @@ def run_probe(data: ImageData, the_plan: Plan, on_event: Callback, stop: StopFla
     from core.compare import compare_images
 
     stop = stop or NeverStop()
+    ready((c.model for c in the_plan.probe), on_event)  # torch: not the probe's time, taken from the run's
     t0 = time.perf_counter()
     rows = probe_sample(data, the_plan)
     sample = _subset(data, rows)

@@ -19,7 +19,7 @@ from core.device import cpu_device
 from core.evaluation import Threshold
 from core.events import Callback, EpochEnded, Message, NeverStop, RunStarted, StopFlag, ignore
 from core.memory import release_freed_memory
-from core.models import device_for, get_family
+from core.models import device_for, get_family, ready
 from core.models.base import FitContext, Fitted
 from core.planner import is_imbalanced
 from core.splits import split_rows
@@ -121,8 +121,12 @@ def fit_split(parts: Split, plan: Plan, on_event: Callback = ignore, stop: StopF
     at which the run began (the job's loading counts against a contest's budget); default now."""
     release_freed_memory()  # the whole table, if the caller let go of it after splitting
     stop = stop or NeverStop()
+    started = time.perf_counter() if started is None else started
+    # Loading torch is not the run's time: a worker that trained a network before has it loaded,
+    # and the same data should get the same contest whichever worker runs it.
+    started += ready(plan.models, on_event)
     if plan.is_contest:
-        return _fit_contest(parts, plan, on_event, stop, device, time.perf_counter() if started is None else started)
+        return _fit_contest(parts, plan, on_event, stop, device, started)
     device = device or device_for(plan.model, dict(plan.params))
     data = parts.data
     classes = data.class_names if isinstance(data, ImageData) else data.classes

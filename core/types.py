@@ -189,6 +189,12 @@ class Plan:
     def is_contest(self) -> bool:
         return self.model == AUTO
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model key this plan may fit: its model or contest, its baseline, its probe."""
+        keys = [c.model for c in self.contest] if self.is_contest else [self.model]
+        return tuple(dict.fromkeys([*keys, *([self.baseline] if self.baseline else []), *(c.model for c in self.probe)]))
+
 
 @dataclass(frozen=True)
 class ProbeOutcome:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,25 +36,28 @@ WORKER_ENV: Mapping[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def limit_threads(threads: int) -> None:
-    """Keep a worker to its share of the cores (OpenMP, BLAS and torch alike)."""
+    """Keep a worker to its share of the cores (OpenMP, BLAS and torch alike). torch is not loaded
+    yet in a worker (a job that trains a network loads it: ``core.models.ready``); its OpenMP pool
+    takes its size from the environment when it loads, so that is set too."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def preload_libraries() -> None:
-    """What a worker loads before its first job (~7 s on 2 cores, paid once per worker, not per
-    job): the libraries, and torch's lazily imported optimiser machinery (``warm_up``)."""
+    """What a worker loads before its first job (seconds on 2 cores, paid once per worker, not per
+    job): the table libraries. Not torch: its ~0.25 GB (with its lazily imported optimiser
+    machinery) would sit in every worker, and under a million-row table's job it made the peak
+    6.7× the file instead of 5×. A job that trains a network loads it (``core.models.ready``),
+    once per worker, outside the contest's budget."""
     import pandas  # noqa: F401
     import sklearn.ensemble  # noqa: F401
 
     import core.pipeline  # noqa: F401
-    from core.models.torch_loop import warm_up
-
-    warm_up()
 
 
 def _worker_main(inbox, outbox, stop, threads: int, preload: bool, env: Mapping[str, str]) -> None:

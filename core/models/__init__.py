@@ -7,11 +7,14 @@ first use, so a table-only run never pays for importing torch.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from importlib import import_module
 from typing import Any
 
 from core.device import cpu_device, pick_device
 from core.errors import PlanError
+from core.events import Callback, Message, ignore
 from core.models.base import ModelFamily
 from core.types import DeviceInfo
 
@@ -35,6 +38,24 @@ def get_family(key: str) -> ModelFamily:
     except KeyError:
         raise PlanError(f"There is no model called '{key}'. Choose one of: {', '.join(trainable())}.") from None
     return getattr(import_module(module), cls)()
+
+
+#: What a job says while a family loads what it needs (torch: ~5 s on 2 cores, once per process).
+LOADING = "Loading the neural-network library (once per training process)…"
+
+
+def ready(models: Iterable[str], on_event: Callback = ignore) -> float:
+    """Load what the fits of these families need before any of them is timed, saying so when that
+    takes a while; the seconds it took. Job workers do not preload torch (its ~0.25 GB would sit in
+    every worker, under a large table's job too), so a job that trains a network loads it here."""
+    started, said = time.perf_counter(), False
+    for key in dict.fromkeys(models):
+        family = get_family(key)
+        if not family.loaded() and not said:
+            on_event(Message("info", LOADING))
+            said = True
+        family.ready()
+    return time.perf_counter() - started
 
 
 def families(kind: str | None = None) -> list[ModelFamily]:

@@ -10,6 +10,7 @@ progress text, the Train page and the CLI all read these facts from the registry
 
 from __future__ import annotations
 
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -225,6 +226,13 @@ class ModelFamily(ABC):
         job loads them at that size (``Plan.image_size``); None: the loader's own small size suits it."""
         return None
 
+    def loaded(self) -> bool:
+        """Whether this process has what its fits need loaded (``ready``); light families always do."""
+        return True
+
+    def ready(self) -> None:  # noqa: B027 (light families need nothing loaded: no override)
+        """Load what its fits need, so that none of it lands inside a timed fit (a contest's fold)."""
+
     @abstractmethod
     def fit(self, ctx: FitContext) -> Fitted:
         """Fit on the training split, emitting events; honour ``ctx.should_stop()`` between
@@ -246,6 +254,16 @@ class DeferredFamily(ModelFamily):
 
     #: "module:Class" of the implementation: ``fit(ctx)``, ``save(fitted, folder)``, ``load(folder)``.
     trainer: ClassVar[str]
+    #: "module:function" that pays the implementation's own lazy imports (torch's optimiser machinery).
+    warm_up: ClassVar[str] = "core.models.torch_loop:warm_up"
+
+    def loaded(self) -> bool:
+        return self.trainer.split(":")[0] in sys.modules
+
+    def ready(self) -> None:
+        import_module(self.trainer.split(":")[0])
+        module, function = self.warm_up.split(":")
+        getattr(import_module(module), function)()
 
     def _trainer(self) -> Any:
         module, cls = self.trainer.split(":")

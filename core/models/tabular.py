@@ -452,6 +452,8 @@ class HGBFamily(SklearnFamily):
         prep, categorical = tree_preprocessor(ctx.prepared.used_columns, ctx.task, ctx.seed)
         Xt = prep.fit_transform(ctx.X_train, _target(ctx, ctx.y_train))
         Xv = prep.transform(ctx.X_valid)
+        if len(ctx.X_train) >= SMALL_FOR_THREADS:
+            release_freed_memory()  # the encoder's Python text values, freed before the booster's matrix
         max_rounds = int(ctx.max_epochs or ctx.params.get("max_iter", 500))
         settings = {
             "learning_rate": float(ctx.params.get("learning_rate", 0.1)),

@@ -59,3 +59,21 @@ class Marked:
 def settings(names, emit, stop):
     """Says the worker's environment variables ``names``."""
     emit(Message("info", " ".join(f"{k}={os.environ.get(k)}" for k in names)))
+
+
+def torch_on_demand(emit, stop):
+    """Says whether torch is loaded, asks the families for what a boosting fit and then what two
+    networks need (``core.models.ready``, which speaks while it loads), and says torch's threads."""
+    import sys
+
+    from core.models import ready
+
+    emit(Message("info", f"torch at the start: {'torch' in sys.modules}"))
+    ready(["hgb", "linear"], emit)
+    emit(Message("info", f"torch after boosting's needs: {'torch' in sys.modules}"))
+    ready(["mlp", "cnn"], emit)
+    ready(["mlp"], emit)  # loaded already: says nothing
+
+    import torch
+
+    emit(Message("info", f"torch threads: {torch.get_num_threads()}"))

@@ -290,3 +290,22 @@ def test_the_contest_races_a_hopeless_candidate_out():
     assert hgb["skipped"].startswith("dropped after 1 of 5 folds") and len(hgb["fold_seconds"]) == 1
     assert not hgb["won"] and result.plan.model == "linear"
     assert any("Dropped early, clearly behind the leader" in r for r in result.plan.reasons)
+
+
+def test_loading_a_network_library_is_not_taken_from_the_contest_budget(monkeypatch):
+    """A worker loads torch for its first network (seconds): the contest's budget starts after it,
+    so the same table gets the same contest in a fresh worker as in a warm one."""
+    from core.models import LOADING
+    from core.models.mlp_family import MLPFamily
+
+    loads = []
+    monkeypatch.setattr(MLPFamily, "loaded", lambda self: bool(loads))
+    monkeypatch.setattr(MLPFamily, "ready", lambda self: loads or (time.sleep(2.0), loads.append(1)))
+    data = prepare(table(churn_like(n=300)), target="churned")
+    the_plan = only(plan(data, Overrides(time_budget=6)), "linear", "mlp")
+    seen = []
+    fit(data, the_plan, on_event=lambda event: seen.append((time.time(), event)))
+    said = [e.text for _, e in seen if getattr(e, "text", None) == LOADING]
+    at, started = next((t, e) for t, e in seen if isinstance(e, ContestStarted))
+    assert said == [LOADING]
+    assert started.ends_by - at > 5.5  # all six seconds left, not four
