@@ -257,7 +257,10 @@ def _score_all(entries: list[Entry], data: Prepared | ImageData, summary: DataSu
             for name in FOLD_METRICS[summary.task]:
                 entry.scores.setdefault(name, []).append(scores.get(name))
             if keep:
-                entry.oof = _store(entry.oof, prediction, valid, summary.n_rows)
+                # The no-skill guess is never chosen nor blended: its predictions (the size of the
+                # training rows, 14 MB on the 1M-row job) would only sit beside the boosting fit.
+                if role != "no_skill":
+                    entry.oof = _store(entry.oof, prediction, valid, summary.n_rows)
                 entry.fitted = fitted
             on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), metric=entry.metric, scores=scores,
                                fit_seconds=seconds, label=entry.label))

@@ -31,25 +31,6 @@ def _malloc_trim():
 
 _MALLOC_TRIM = _malloc_trim()
 
-#: glibc's ``mallopt`` option for the size from which blocks are mapped on their own.
-_M_MMAP_THRESHOLD = -3
-#: Blocks from this size are mapped on their own and go back to the system when freed.
-LARGE_BLOCK = 1 << 20
-
-
-def _map_large_blocks() -> None:
-    """glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, so that a
-    job's later arrays of a few MiB (a booster's gradients every round, a fold's predictions) come
-    from the heap, whose freed pages stay with the process. A fixed threshold keeps them mapped:
-    the 1M-row job's peak fell from 728 to 709 MB, at no measurable cost in time (bench section 5)."""
-    try:
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): their allocators decide alone
-        pass
-
-
-_map_large_blocks()
-
 
 def release_freed_memory() -> None:
     """Return freed heap pages to the operating system; costs milliseconds. Arrow's own release
