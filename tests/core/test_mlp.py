@@ -27,6 +27,7 @@ from core.models.mlp import (
     save_mlp,
 )
 from core.models.mlp_family import MLPFamily
+from core.run_record import SCHEMA_VERSION
 from core.trusted import trusted_folder
 from core.types import ColumnInfo, DeviceInfo, Prepared
 
@@ -270,7 +271,8 @@ def test_family_fits_on_raw_columns_saves_and_loads(tmp_path):
     assert accuracy_score(ctx.y_valid, model.predict(ctx.X_valid)) > 0.8
     files = family.save(fitted, tmp_path)
     assert sorted(files) == ["mlp.json", "mlp.pt", "preprocess.joblib"]
-    (tmp_path / "manifest.json").write_text("{}")  # a run folder, as core.runs.load_model opens one
+    # A run folder, as core.runs.load_model opens one: its manifest names the files the run wrote.
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": files}))
     with trusted_folder(tmp_path, tmp_path.parent):
         loaded = family.load(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(ctx.X_valid), model.predict_proba(ctx.X_valid))
