@@ -258,16 +258,14 @@ class DeferredFamily(ModelFamily):
     warm_up: ClassVar[str] = "core.models.torch_loop:warm_up"
 
     def loaded(self) -> bool:
-        return self.trainer.split(":")[0] in sys.modules
+        return self.trainer.partition(":")[0] in sys.modules
 
     def ready(self) -> None:
-        import_module(self.trainer.split(":")[0])
-        module, function = self.warm_up.split(":")
-        getattr(import_module(module), function)()
+        _imported(self.trainer)
+        _imported(self.warm_up)()
 
     def _trainer(self) -> Any:
-        module, cls = self.trainer.split(":")
-        return getattr(import_module(module), cls)()
+        return _imported(self.trainer)()
 
     def fit(self, ctx: FitContext) -> Fitted:
         return self._trainer().fit(ctx)
@@ -277,6 +275,12 @@ class DeferredFamily(ModelFamily):
 
     def load(self, folder: Path) -> Any:
         return self._trainer().load(folder)
+
+
+def _imported(name: str) -> Any:
+    """The object a "module:attribute" name points at, its module imported."""
+    module, attribute = name.split(":")
+    return getattr(import_module(module), attribute)
 
 
 class StepThrottle:
