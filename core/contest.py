@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.compare import Comparison, Entry, choose_folds, compare, pick, with_categories
+from core.compare import PAIRED_CONFIDENCE, Comparison, Entry, choose_folds, compare, pick, with_categories
 from core.errors import RunError
 from core.evaluation import MAIN_METRIC, METRIC_NAMES, Threshold, metrics_for
 from core.events import Callback, ContestEnded, ContestStarted, StopFlag
@@ -44,8 +44,6 @@ SLICE_SHARE, LARGE_SLICE_SHARE, LARGE_SLICE_ROWS = 0.2, 0.1, 200_000
 BLEND_SIZE = 3
 #: The share of the budget a run may overrun (the issue's promise: never by more than 10%).
 OVERRUN_SHARE = 0.1
-#: How sure the contest must be that a blend beats the best single candidate (one-sided).
-BLEND_CONFIDENCE = 0.95
 #: Bootstrap resamples for the noise of scores on a single held-apart slice.
 BOOTSTRAPS = 30
 #: Out-of-fold thresholds tried for a binary winner (quantiles of its probabilities).
@@ -102,12 +100,14 @@ def judging(y, task: str, seed: int) -> _Judging:
 
 
 def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, deadline: float | None,
-                record: Callback) -> ContestOutcome:
+                record: Callback, curve_rows: tuple[Any, Any] | None = None) -> ContestOutcome:
     """Hold the contest on ``data`` (the training rows only) and deliver its winner.
 
     ``deadline`` is the ``time.perf_counter()`` by which the whole run should be done (None: no
     budget); evaluation and saving are held back from it. Fold results go to ``on_event``; the
-    refit's curve to ``record``.
+    refit's curve to ``record``. ``curve_rows`` (the run's validation X and y) draw that curve
+    only where the refit decides nothing on the rows it watches (``ModelFamily.refit_settings``);
+    the contest itself never sees them.
     """
     task, metric = data.task, MAIN_METRIC[data.task]
     judge = judging(data.y, task, plan.seed)
@@ -139,7 +139,8 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
     # learnt from a fifth fewer rows (iris: 0.926 against 0.947 refitted), for want of 50 ms.
     slack = OVERRUN_SHARE * (plan.time_budget or 0.0)
     refit = not stopped and not judge.held_out and refit_s + 0.5 * refit_s + 1.0 <= time_left + slack
-    fitted = [(e, _refit(e, data, plan.seed, record, stop, deadline)) if refit else (e, e.fitted) for e in members]
+    fitted = [(e, _refit(e, data, plan.seed, record, stop, deadline, curve_rows)) if refit else (e, e.fitted)
+              for e in members]
     if refit and any(f.cancelled for _, f in fitted):  # stopped mid-refit: the finished fold models are whole
         fitted, refit = [(e, e.fitted) for e in members], False
     reasons.append(_delivery_reason(refit, stopped, judge, n_train, members))
@@ -243,7 +244,7 @@ def _blend(comparison: Comparison, winner: Entry, judge: _Judging, data: Prepare
             gain, se = float(np.nanmean(diff)), float(np.nanstd(diff, ddof=1) / math.sqrt(len(diff)))
         # "More than its noise": one-sided 95% — Student's t over a few folds (an SE from 3 fold
         # differences is itself noisy: at 1 SE, blends won inside and lost outside), normal on a slice.
-        sure = stats.norm.ppf(BLEND_CONFIDENCE) if judge.held_out else stats.t.ppf(BLEND_CONFIDENCE, len(diff) - 1)
+        sure = stats.norm.ppf(PAIRED_CONFIDENCE) if judge.held_out else stats.t.ppf(PAIRED_CONFIDENCE, len(diff) - 1)
         tried.append((gain - sure * se, gain, sure * se, members, oof, scores))
     if not tried:
         return None, None
@@ -274,19 +275,25 @@ def _bootstrap_diff(a: np.ndarray, b: np.ndarray, judge: _Judging, data: Prepare
 
 
 def _refit(entry: Entry, data: Prepared, seed: int, record: Callback, stop: StopFlag,
-           deadline: float | None) -> Fitted:
+           deadline: float | None, curve_rows: tuple[Any, Any] | None = None) -> Fitted:
     """The candidate fitted again on every training row. A family that stops on the validation
-    loss watches a tenth of the training rows held apart (the validation rows stay unseen)."""
+    loss either does without, with what the folds found (the boosting rounds: then its curve
+    watches ``curve_rows``, which decide nothing), or watches a tenth of the training rows held
+    apart (the validation rows stay unseen)."""
     candidate, family = entry.candidate, get_family(entry.family)
     variant = with_categories(data, candidate.as_category)
     rows = np.arange(len(data.y))
     fit_rows, watch_rows = split_rows(data.y.to_numpy(), data.task, 0.1, seed)
-    if not family.early_stops:
-        fit_rows = rows  # it learns from every row; the slice only draws its curve
-    ctx = FitContext(X_train=data.X.iloc[fit_rows], y_train=data.y.iloc[fit_rows], X_valid=data.X.iloc[watch_rows],
-                     y_valid=data.y.iloc[watch_rows], task=data.task, classes=data.classes,
-                     params=dict(candidate.params), seed=seed, device=device_for(candidate.model), emit=record,
-                     stop=stop, prepared=variant, imbalanced=is_imbalanced(data.y.iloc[fit_rows], data.classes),
+    settings = family.refit_settings(entry.fold_settings) if family.early_stops else {}
+    watch_X, watch_y = data.X.iloc[watch_rows], data.y.iloc[watch_rows]
+    if settings or not family.early_stops:
+        fit_rows = rows  # it learns from every row; the watched rows only draw its curve
+    if settings and curve_rows is not None:
+        watch_X, watch_y = curve_rows
+    ctx = FitContext(X_train=data.X.iloc[fit_rows], y_train=data.y.iloc[fit_rows], X_valid=watch_X, y_valid=watch_y,
+                     task=data.task, classes=data.classes, params={**candidate.params, **settings}, seed=seed,
+                     device=device_for(candidate.model), emit=record, stop=stop, prepared=variant,
+                     imbalanced=is_imbalanced(data.y.iloc[fit_rows], data.classes),
                      time_budget=None if deadline is None else max(deadline - time.perf_counter(), 1.0))
     return family.fit(ctx)
 

@@ -25,6 +25,10 @@ DEFAULT_BUDGETS = ((10_000, 18.0), (100_000, 60.0), (500_000, 120.0), (None, 180
 #: A number column is tried as a category (a code, an ID, a count) when it holds whole numbers with
 #: this many distinct values at most, and the table is no larger than CODES_ROWS.
 CODE_VALUES, CODES_ROWS = 50, 100_000
+#: A code is only worth reading as categories with this many rows a value on average: with fewer, its
+#: categories are learnt from two or three rows each (a wine table's 118 rows and 45 magnesium
+#: values), and the two "codes" candidates cost a third of the contest for nothing.
+ROWS_PER_CODE = 10
 
 #: The quick probe an image set gets when its look is not clear-cut (``core.probe``): the pretrained
 #: features against the CNN's first epochs, cross-validated on the same folds of a stratified sample of
@@ -178,10 +182,11 @@ def contest_candidates(data: Prepared, summary: DataSummary) -> tuple[Candidate,
 
 
 def _code_columns(data: Prepared) -> tuple[str, ...]:
-    """Number columns of whole numbers with few distinct values: perhaps codes, IDs or counts."""
+    """Number columns of whole numbers with few distinct values (and rows enough to learn each):
+    perhaps codes, IDs or counts."""
     names = []
     for c in data.used_columns:
-        if c.role != "numeric" or not 3 <= c.n_unique <= CODE_VALUES:
+        if c.role != "numeric" or not 3 <= c.n_unique <= min(CODE_VALUES, len(data.y) / ROWS_PER_CODE):
             continue
         # Cast as the model will (a column the user set to numeric may hold text: that is missing).
         values = cast_column(data.X[c.name], "numeric").to_numpy() if c.name in data.X else np.empty(0)

@@ -184,7 +184,7 @@ def _fit_contest(parts: Split, plan: Plan, on_event: Callback, stop: StopFlag, d
     # Evaluation and saving come after the fit: the contest holds their share of the budget back.
     deadline = None if plan.time_budget is None else started + plan.time_budget
     t0 = time.perf_counter()
-    outcome = run_contest(data, plan, on_event, stop, deadline, record)
+    outcome = run_contest(data, plan, on_event, stop, deadline, record, curve_rows=(parts.X_valid, parts.y_valid))
     fit_seconds = time.perf_counter() - t0
     release_freed_memory()
     return TrainResult(plan=contest_plan(plan, outcome), device=device, main=outcome.main, baseline=outcome.baseline,

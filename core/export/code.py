@@ -268,16 +268,20 @@ class _Script:
         return "" if len(self.members) == 1 else f"_{i + 1}"
 
     # -- train -----------------------------------------------------------------------------------
-    def _rows_code(self, key: str) -> list[str]:
+    def _rows_code(self, member: Member) -> list[str]:
         """Which training rows the delivered model learnt from and which it stopped on."""
         from core.models import get_family
 
-        early = get_family(key).early_stops
+        early = get_family(member.key).early_stops
         if not self.m.get("candidates"):
             return ["    # Not a contest: the model learnt from every training row and watched the validation rows",
                     "    # (early stopping, the curve), as the run did.",
                     "    fit_rows, watch_X, watch_y = np.arange(len(y_train)), X_valid, y_valid"]
         if self._refit:
+            if _fixed_rounds(member):
+                return ["    # After the contest the winner was fitted again on every training row, growing as many",
+                        "    # rounds as its folds did; the validation rows only draw its loss curve.",
+                        "    fit_rows, watch_X, watch_y = np.arange(len(y_train)), X_valid, y_valid"]
             if not early:
                 return ["    # After the contest the winner was fitted again on every training row.",
                         "    fit_rows = np.arange(len(y_train))"]
@@ -337,23 +341,30 @@ class _Script:
         target = "np.log(y.to_numpy(dtype=float))" if log else "y.to_numpy()"
         lines = [f"def train{self._suffix(i)}(X_train, y_train, X_valid, y_valid):",
                  f'    """{_family_words(member.key)}, fitted; returns a function that predicts."""',
-                 *self._rows_code(member.key),
+                 *self._rows_code(member),
                  f"    prep, model = make_model{self._suffix(i)}()",
                  "    X_fit, y_fit = X_train.iloc[fit_rows], y_train.iloc[fit_rows]"]
         if member.key == "linear":
             lines += self._linear_sample(member)
         lines += [f"    target = lambda y: {target}  # what the model learns",
                   "    Xt = prep.fit_transform(X_fit, target(y_fit))"]
-        if member.key == "hgb":
+        if member.key == "hgb" and _fixed_rounds(member):
+            lines += ["    # The booster grows max_iter rounds (patience past the last one): the watched rows decide nothing.",
+                      "    model.fit(Xt, target(y_fit), X_val=prep.transform(watch_X), y_val=target(watch_y))"]
+        elif member.key == "hgb":
             lines += ["    # The booster stops adding trees once the loss on the watched rows stops improving.",
                       "    model.fit(Xt, target(y_fit), X_val=prep.transform(watch_X), y_val=target(watch_y))"]
         elif member.key == "mlp":
             lines += ["    model = fit_mlp(Xt, y_fit.to_numpy(), prep.transform(watch_X), watch_y.to_numpy(), settings)"]
         else:
             lines += ["    model.fit(Xt, target(y_fit))"]
-        if self.task == "regression":
-            out = "np.exp(model.predict(prep.transform(X)))" if log else "model.predict(prep.transform(X))"
-            lines += [f"    return lambda X: np.asarray({out}, dtype=float)"]
+        if self.task == "regression" and log:
+            lines += ["    # Held within the log targets it learnt from: exp turns a line's extrapolation into millions.",
+                      "    low, high = target(y_train.iloc[fit_rows]).min(), target(y_train.iloc[fit_rows]).max()",
+                      "    return lambda X: np.asarray(np.exp(np.clip(model.predict(prep.transform(X)), low, high)), "
+                      "dtype=float)"]
+        elif self.task == "regression":
+            lines += ["    return lambda X: np.asarray(model.predict(prep.transform(X)), dtype=float)"]
         else:
             probabilities = self.pieces.add(("core.evaluation", "class_probabilities"))
             lines += [f"    return lambda X: {probabilities}(model, prep.transform(X), CLASSES)"]
@@ -476,6 +487,15 @@ def _on_log_scale(member: Member) -> bool:
     """Whether the member learnt log(target) (``core.models.tabular.LogTargetRegressor``)."""
     steps = getattr(member.model, "steps", None)
     return bool(steps) and type(steps[-1][1]).__name__ == "LogTargetRegressor"
+
+
+def _fixed_rounds(member: Member) -> bool:
+    """Whether the member's booster grew a set number of rounds on every training row (the
+    contest's refit, ``HGBFamily.refit_settings``) rather than stopping early on a slice."""
+    steps = getattr(member.model, "steps", None)
+    final = steps[-1][1] if steps else None
+    final = getattr(final, "regressor_", final)
+    return bool(getattr(final, "fixed_rounds_", False))
 
 
 def _pipeline(steps: list) -> Any:

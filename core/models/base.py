@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -211,6 +211,13 @@ class ModelFamily(ABC):
     def contest_variants(self, data: DataSummary) -> tuple[Variant, ...]:
         """Other settings of its own the automatic contest should also score on ``data`` (none by default)."""
         return ()
+
+    def refit_settings(self, fold_settings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Settings that let a refit on every training row do without early stopping, from what the
+        contest's folds found (``Fitted.params`` of each fold: e.g. their boosting rounds). With
+        them the refit learns from all the rows and its curve may watch any rows, since nothing
+        is decided on them; {} (the default): the refit stops early on a slice of the rows."""
+        return {}
 
     def why(self, data: DataSummary) -> str:
         """One sentence for the plan: why this family suits the data."""

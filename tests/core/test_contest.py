@@ -39,7 +39,8 @@ def xor_table(n=500, seed=0):
 def test_the_validation_rows_never_influence_the_choice(monkeypatch):
     """Planted: on the training rows the target is an interaction (trees win, a line cannot fit
     it); on the validation rows it is inverted, so choosing there would pick the linear model.
-    The contest picks a tree model, and no fit ever sees a validation row."""
+    The contest picks a tree model, and no fit learns from a validation row: the refit's curve may
+    watch them only with its rounds fixed beforehand, so they decide nothing there."""
     frame = xor_table()
     the_plan = only(plan(prepare(table(frame), target="y"), Overrides(seed=0, time_budget=120)), "linear", "hgb")
     _, valid = split_rows(frame["y"].to_numpy(), "regression", the_plan.valid_fraction, 0)
@@ -54,13 +55,15 @@ def test_the_validation_rows_never_influence_the_choice(monkeypatch):
         real_fit[cls] = cls.fit
 
         def spy(self, ctx, _real=cls.fit):
-            seen.append(set(ctx.X_train.index) | set(ctx.X_valid.index))
+            seen.append((set(ctx.X_train.index), set(ctx.X_valid.index), dict(ctx.params)))
             return _real(self, ctx)
 
         monkeypatch.setattr(cls, "fit", spy)
     result = fit(data, the_plan)
     assert set(result.valid_index) == set(valid)
-    assert seen and all(not (rows & set(valid)) for rows in seen)
+    assert seen and all(not (learnt & set(valid)) for learnt, _, _ in seen)
+    watched = [(rows, params) for _, rows, params in seen if rows & set(valid)]
+    assert all(rows == set(valid) and params.get("rounds") for rows, params in watched)  # the refit's curve
     assert result.plan.model == "hgb", result.plan.reasons
     on_valid = {c["model"]: c for c in result.candidates}
     assert on_valid["hgb"]["mean"] > on_valid["linear"]["mean"] + 0.3  # clearly better inside the training rows
@@ -93,6 +96,25 @@ def test_within_one_standard_error_the_simpler_model_is_kept():
     variants = [entry("hgb-codes", [0.91, 0.93, 0.90], "hgb"), entry("hgb", [0.91, 0.929, 0.90])]
     variants[0].candidate = replace(variants[0].candidate, note="codes read as categories")
     assert pick(variants, "r2", 3)[0] == "hgb"
+
+
+def test_a_variant_that_beats_its_family_on_every_fold_is_kept():
+    """Within one standard error of each other, but paired over the folds the variant is better
+    every time (a daily ridership table's small leaves): settings of one family are no simpler."""
+    from core.compare import pick
+
+    own = entry("hgb", [0.918, 0.905, 0.931])
+    small = entry("hgb-small-leaves", [0.926, 0.908, 0.939], "hgb")
+    small.candidate = replace(small.candidate, note="leaves of 5 rows")
+    best, reasons = pick([own, small], "r2", 3)
+    assert best == "hgb-small-leaves" and any("on the same folds by +0.006" in r for r in reasons)
+    # Ahead on average but not on every fold: the noise of the pair hides it, the family's own stays.
+    small.scores["r2"] = [0.930, 0.900, 0.935]
+    assert pick([own, small], "r2", 3)[0] == "hgb"
+    # Across families the one-standard-error rule alone speaks: the simpler linear model stays.
+    line = entry("linear", [0.918, 0.905, 0.931])
+    forest = entry("forest", [0.926, 0.908, 0.939])
+    assert pick([line, forest], "r2", 3)[0] == "linear"
 
 
 def test_a_blend_is_delivered_only_past_the_noise():
@@ -309,3 +331,27 @@ def test_loading_a_network_library_is_not_taken_from_the_contest_budget(monkeypa
     at, started = next((t, e) for t, e in seen if isinstance(e, ContestStarted))
     assert said == [LOADING]
     assert started.ends_by - at > 5.5  # all six seconds left, not four
+
+
+def test_boosting_is_refitted_on_every_row_for_its_folds_rounds_and_its_curve_decides_nothing():
+    """``HGBFamily.refit_settings``: the folds' mean rounds; a fit with them learns from every row
+    it is given, grows exactly that many rounds, and predicts the same whatever rows it watches."""
+    from core.events import NeverStop
+    from core.models import cpu_device, get_family
+    from core.models.base import FitContext
+
+    family = get_family("hgb")
+    assert family.refit_settings([{"n_iter": 40}, {"n_iter": 61}, {"n_iter": 50}]) == {"rounds": 50}
+    assert family.refit_settings([{"n_iter": 40}, {}]) == {}  # a fold that did not say: stop early as usual
+    data = prepare(table(xor_table(600)), target="y")
+
+    def grown(watch):
+        ctx = FitContext(X_train=data.X, y_train=data.y, X_valid=data.X.iloc[watch], y_valid=data.y.iloc[watch] * -1,
+                         task="regression", classes=(), params={"rounds": 30}, seed=0, device=cpu_device(),
+                         emit=lambda e: None, stop=NeverStop(), prepared=data)
+        return family.fit(ctx)
+
+    first, second = grown(np.arange(0, 60)), grown(np.arange(300, 420))
+    assert first.params["n_iter"] == second.params["n_iter"] == 30 and not first.stopped_early
+    assert len(first.history) == 30  # the curve: one point a round, on the watched rows
+    np.testing.assert_array_equal(first.model.predict(data.X), second.model.predict(data.X))

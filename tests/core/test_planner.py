@@ -72,6 +72,16 @@ def test_whole_number_columns_may_be_codes():
     assert codes and all(c.as_category == ("region",) for c in codes) and all("region" in c.note for c in codes)
 
 
+def test_a_code_needs_rows_enough_to_learn_each_value():
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    frame = pd.DataFrame({"region": rng.permutation(np.arange(120) % 40), "x": rng.normal(size=120)})
+    frame["y"] = np.where(frame["region"] % 3 == 0, "a", "b")
+    p = plan(prepare(table(frame), target="y"))
+    assert not any(c.as_category for c in p.contest)  # 40 values in 120 rows: three rows a category
+
+
 def test_user_choice_is_said(churn):
     p = plan(churn, Overrides(model="forest", valid_fraction=0.3, seed=7, max_epochs=50))
     assert p.model == "forest" and p.valid_fraction == 0.3 and p.seed == 7 and p.max_epochs == 50
