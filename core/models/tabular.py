@@ -587,6 +587,7 @@ class ForestFamily(SklearnFamily):
             forest = RandomForestClassifier(**common, class_weight=_class_weight(ctx, "balanced_subsample"))
         started = time.perf_counter()
         sample = np.random.default_rng(ctx.seed).permutation(len(Xt))[:5000]
+        watch, seen = _as_tree_input(Xv), _as_tree_input(Xt[sample])  # the rows the curve is drawn on
         votes_valid, votes_train, cancelled, out_of_time = 0.0, 0.0, False, False
         early = EarlyStopping(patience=int(ctx.params.get("patience", 4)))
         while forest.n_estimators < n_trees:
@@ -600,8 +601,8 @@ class ForestFamily(SklearnFamily):
             per_tree = (time.perf_counter() - t0) / max(forest.n_estimators - old, 1)
             chunk = int(np.clip(round(SECONDS_PER_CHUNK / max(per_tree, 1e-6)), threads, 50))
             new_trees = forest.estimators_[old:]
-            votes_valid = votes_valid + _tree_votes(new_trees, Xv, ctx.task)
-            votes_train = votes_train + _tree_votes(new_trees, Xt[sample], ctx.task)
+            votes_valid = votes_valid + _tree_votes(new_trees, watch, ctx.task)
+            votes_train = votes_train + _tree_votes(new_trees, seen, ctx.task)
             n = forest.n_estimators
             valid_loss = _vote_loss(votes_valid / n, y_valid, ctx.task, forest)
             train_loss = _vote_loss(votes_train / n, y_train[sample], ctx.task, forest)
@@ -641,10 +642,18 @@ class _NanFill(BaseEstimator):
         return self.transform(X)
 
 
-def _tree_votes(trees, X, task) -> np.ndarray:
+def _as_tree_input(X) -> np.ndarray:
+    """Rows as a tree reads them (float32, C order), converted once: the forest's own predict does
+    the same before skipping each tree's input checks."""
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _tree_votes(trees, X: np.ndarray, task) -> np.ndarray:
+    """The trees' summed predictions on ``X`` (``_as_tree_input``), without checking the input
+    again for every tree: those checks were a sixth of a forest's fit on a 1,250-row table."""
     if task == "regression":
-        return np.sum([t.predict(X) for t in trees], axis=0)
-    return np.sum([t.predict_proba(X) for t in trees], axis=0)
+        return np.sum([t.predict(X, check_input=False) for t in trees], axis=0)
+    return np.sum([t.predict_proba(X, check_input=False) for t in trees], axis=0)
 
 
 def _vote_loss(pred, y, task, forest) -> float:
