@@ -101,7 +101,8 @@ else:
     history_slot = st.columns(2)[0]
 
 curve_reading = readings.loss_curve(run.history, run.model.curve_unit, stopped_early=run.stopped_early,
-                                   cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates))
+                                   cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates),
+                                   contest_curve=run.contest_curve)
 with history_slot:
     if len(run.history) <= 1:  # fitted in one go: a chart of one point would say nothing its reading doesn't
         st.caption(curve_reading)

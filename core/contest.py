@@ -59,6 +59,9 @@ class ContestOutcome:
     params: dict[str, Any]
     reasons: tuple[str, ...]
     refit: bool  # the delivered model was fitted again on every training row after the contest
+    #: Its curve's validation loss is on the run's validation rows (a refit that decided nothing on
+    #: the rows it watched: ``ModelFamily.refit_settings``); False: on a slice of the training rows.
+    curve_on_validation: bool
     baseline: Fitted | None
     baseline_key: str | None
     threshold: Threshold | None
@@ -143,7 +146,8 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
               for e in members]
     if refit and any(f.cancelled for _, f in fitted):  # stopped mid-refit: the finished fold models are whole
         fitted, refit = [(e, e.fitted) for e in members], False
-    reasons.append(_delivery_reason(refit, stopped, judge, n_train, members))
+    grown = {e.label: settings for e in members if refit and (settings := _refit_settings(e))}
+    reasons.append(_delivery_reason(refit, stopped, judge, n_train, members, grown))
     if blend:
         main = BlendFamily.combine([(e.family, f) for e, f in fitted], task, data.classes)
         model, unit, label = "blend", BlendFamily.curve_unit, "Blend: " + " + ".join(e.label for e in members)
@@ -159,7 +163,7 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
     on_event(ContestEnded(winner=blend.name if blend else winner.model, model=model, label=label, curve_unit=unit,
                           reasons=tuple(reasons), blended=tuple(e.model for e in members) if blend else ()))
     return ContestOutcome(main=main, model=model, params=dict(main.params), reasons=tuple(reasons), refit=refit,
-                          baseline=baseline, baseline_key=baseline_key, threshold=threshold,
+                          curve_on_validation=bool(grown) and curve_rows is not None and not blend, baseline=baseline, baseline_key=baseline_key, threshold=threshold,
                           candidates=_records(comparison, winner, blend))
 
 
@@ -284,7 +288,7 @@ def _refit(entry: Entry, data: Prepared, seed: int, record: Callback, stop: Stop
     variant = with_categories(data, candidate.as_category)
     rows = np.arange(len(data.y))
     fit_rows, watch_rows = split_rows(data.y.to_numpy(), data.task, 0.1, seed)
-    settings = family.refit_settings(entry.fold_settings) if family.early_stops else {}
+    settings = _refit_settings(entry)
     watch_X, watch_y = data.X.iloc[watch_rows], data.y.iloc[watch_rows]
     if settings or not family.early_stops:
         fit_rows = rows  # it learns from every row; the watched rows only draw its curve
@@ -296,6 +300,12 @@ def _refit(entry: Entry, data: Prepared, seed: int, record: Callback, stop: Stop
                      imbalanced=is_imbalanced(data.y.iloc[fit_rows], data.classes),
                      time_budget=None if deadline is None else max(deadline - time.perf_counter(), 1.0))
     return family.fit(ctx)
+
+
+def _refit_settings(entry: Entry) -> dict[str, Any]:
+    """What lets ``entry``'s refit do without rows to stop on ({}: it stops early on a slice)."""
+    family = get_family(entry.family)
+    return family.refit_settings(entry.fold_settings) if family.early_stops else {}
 
 
 def _baseline(comparison: Comparison, members: list[Entry], data: Prepared, seed: int, refit: bool,
@@ -370,10 +380,13 @@ def _tried(comparison: Comparison, judge: _Judging) -> str:
     return text
 
 
-def _delivery_reason(refit: bool, stopped: bool, judge: _Judging, n_train: int, members: list[Entry]) -> str:
+def _delivery_reason(refit: bool, stopped: bool, judge: _Judging, n_train: int, members: list[Entry],
+                     grown: dict[str, dict[str, Any]]) -> str:
     if refit:
+        fixed = "".join(f" {label} grew {settings['rounds']} boosting rounds, the mean its folds needed, so no rows "
+                        "were held apart to stop on." for label, settings in grown.items() if "rounds" in settings)
         return (f"The winner was then fitted again on all {n_train:,} training rows and is judged below on the "
-                "validation rows, which took no part in the contest.")
+                f"validation rows, which took no part in the contest.{fixed}")
     if judge.held_out:
         n_fit = len(judge.folds[0][0])
         return (f"With {n_train:,} training rows the winner keeps the model fitted on {n_fit:,} of them beside the "

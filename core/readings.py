@@ -137,16 +137,19 @@ def _rose(train: np.ndarray, valid: np.ndarray, best: int) -> float | None:
 
 
 def loss_curve(history: Sequence[Any], unit: str = "epoch", *, stopped_early: bool = False,
-               cancelled: bool = False, family: str = "sklearn", contest: bool = False) -> str:
+               cancelled: bool = False, family: str = "sklearn", contest: bool = False,
+               contest_curve: str = "training rows") -> str:
     """The saved training curve: where the validation loss was lowest, where and why training
     stopped, what the model kept, and whether it began to overfit.
 
     ``family`` is the run's model family: torch fits restore their best epoch's weights, the
     scikit-learn ones keep every round or tree they grew. ``contest``: an automatic run, whose
-    curve comes from the final fit and watched a slice of the training rows.
+    curve comes from the final fit and watched a slice of the training rows, or the validation rows
+    (``contest_curve``, ``RunRecord.contest_curve``) where that fit decided nothing on them.
     """
     epoch, train, valid = _curve(history)
-    watched = "a slice of the training rows" if contest else "the validation rows"
+    on_slice = contest and contest_curve != "validation rows"
+    watched = "a slice of the training rows" if on_slice else "the validation rows"
     if len(epoch) == 0:
         return "This model reported no training curve: it is fitted in one go."
     if len(epoch) == 1:
@@ -178,9 +181,12 @@ def loss_curve(history: Sequence[Any], unit: str = "epoch", *, stopped_early: bo
     if rise is not None:
         text += (f" After {_at(unit, epoch[best])} it rose {percent(rise)} while the training loss kept "
                  f"falling: the model began to memorise the training rows ({link('overfitting', 'overfitting')}).")
-    if contest:
+    if on_slice:
         text += (" In an automatic run this is the final fit's curve, and its validation loss is measured on a slice "
                  "of the training rows; the scores above use the untouched validation rows.")
+    elif contest:
+        text += (" In an automatic run this is the final fit's curve: it grew as many rounds as the contest's folds "
+                 "had needed, so the validation rows it is measured on decided nothing.")
     return text
 
 

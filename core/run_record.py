@@ -125,6 +125,7 @@ class RunRecord:
     candidates: tuple[dict[str, Any], ...] = ()  # an automatic run's contest (``core.contest``); () otherwise
     contest_reasons: tuple[str, ...] = ()  # …and how it chose, in words (also among the model's reasons)
     contest_refit: bool | None = None  # …whether it fitted its winner again on all training rows (None: unknown)
+    contest_curve: str = "training rows"  # …which rows its curve's validation loss is on ("validation rows")
     checks: tuple[dict[str, Any], ...] = ()  # the data checks' findings (``core.checks.Finding.record``)
     time_budget: float | None = None  # seconds the plan gave the whole run (None: no limit, or saved before it was)
     max_epochs: int | None = None  # the plan's cap on epochs / boosting rounds / trees (None: the family's own)
@@ -237,6 +238,7 @@ def _record(path: Path, m: dict[str, Any]) -> RunRecord:
         files=tuple(m.get("files") or ()), threshold=_threshold(m), candidates=tuple(m.get("candidates") or ()),
         contest_reasons=tuple((m.get("contest") or {}).get("reasons") or ()),
         contest_refit=_optional((m.get("contest") or {}).get("refit"), bool),
+        contest_curve=str((m.get("contest") or {}).get("curve") or "training rows"),
         checks=tuple(m.get("checks") or ()), time_budget=_optional((m.get("limits") or {}).get("time_budget_s"), float),
         max_epochs=_optional((m.get("limits") or {}).get("max_epochs"), int),
         workspace=_optional(m.get("workspace"), str),

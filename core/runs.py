@@ -152,7 +152,8 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "cancelled": bool(main.cancelled),
         "messages": [m.text for m in result.messages],
         "candidates": result.candidates,
-        "contest": ({"reasons": list(result.contest_reasons), "refit": result.contest_refit}
+        "contest": ({"reasons": list(result.contest_reasons), "refit": result.contest_refit,
+                     "curve": "validation rows" if result.contest_curve_on_validation else "training rows"}
                     if result.candidates else None),
         "checks": [finding.record() for finding in data.checks],  # the data checks' findings (core.checks)
         "versions": versions(),

@@ -50,6 +50,7 @@ class TrainResult:
     candidates: list[dict[str, Any]] | None = None  # the contest's record (``core.contest``); None: no contest
     contest_reasons: tuple[str, ...] = ()  # how the contest chose, in words
     contest_refit: bool = False  # the contest's winner was fitted again on every training row
+    contest_curve_on_validation: bool = False  # …and its curve watched the validation rows (deciding nothing)
 
 
 def _take(data, positions):
@@ -192,7 +193,7 @@ def _fit_contest(parts: Split, plan: Plan, on_event: Callback, stop: StopFlag, d
                        valid_index=np.asarray(parts.valid_idx), n_train=len(parts.train_idx), fit_seconds=fit_seconds,
                        baseline_seconds=0.0, history=outcome.main.history or history, messages=messages,
                        threshold=outcome.threshold, candidates=outcome.candidates, contest_reasons=outcome.reasons,
-                       contest_refit=outcome.refit)
+                       contest_refit=outcome.refit, contest_curve_on_validation=outcome.curve_on_validation)
 
 
 def _baseline_context(make, params, started, seed: int) -> FitContext:

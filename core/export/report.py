@@ -249,7 +249,8 @@ def _scores(out: _Builder, run: RunRecord) -> None:
 def _training(out: _Builder, run: RunRecord) -> None:
     out.add("<h2>Training</h2>")
     reading = readings.loss_curve(run.history, run.model.curve_unit, stopped_early=run.stopped_early,
-                                  cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates))
+                                  cancelled=run.cancelled, family=run.model.family, contest=bool(run.candidates),
+                                  contest_curve=run.contest_curve)
     if len(run.history) <= 1:  # fitted in one go: a chart of one point would say nothing its reading doesn't
         out.add(out.reading(reading))
     else:

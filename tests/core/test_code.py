@@ -122,6 +122,8 @@ def test_boosting_refitted_with_the_folds_rounds_is_reproduced_exactly(runs, tmp
     run_dir = train(path, runs, time_budget=30, target="y")
     manifest = load_manifest(run_dir)
     assert manifest["model"]["key"] == "hgb" and manifest["contest"]["refit"], manifest["contest"]["reasons"]
+    assert manifest["contest"]["curve"] == "validation rows"  # it decided nothing on the rows it watched
+    assert any("boosting rounds, the mean its folds needed" in r for r in manifest["contest"]["reasons"])
     booster = load_model(run_dir, runs)[0].steps[-1][1]
     assert booster.fixed_rounds_ and booster.n_iter_ == booster.max_iter
     script = assert_reproduces(run_dir, runs, tmp_path)

@@ -85,6 +85,10 @@ def test_loss_edge_cases_no_curve_one_point_no_validation_loss():
 def test_an_automatic_runs_curve_says_its_validation_line_is_a_slice_of_the_training_rows():
     text = readings.loss_curve(history([0.9, 0.5, 0.6]), "boosting round", stopped_early=True, contest=True)
     assert "measured on a slice of the training rows" in text and "untouched validation rows" in text
+    # A refit that grew its folds' rounds watched the validation rows, which decided nothing.
+    grown = readings.loss_curve(history([0.9, 0.5, 0.4]), "boosting round", contest=True,
+                                contest_curve="validation rows")
+    assert "slice" not in grown and "the validation rows it is measured on decided nothing" in grown
 
 
 def test_the_live_curve_says_where_training_is_and_how_long_ago_it_was_best():
