@@ -336,9 +336,9 @@ def pick(entries: list[Entry], metric: str, n_folds: int, se_of: Callable[[Entry
     paired = _paired_gain(top, chosen)
     if paired is not None:
         gain, noise = paired
-        reasons.append(f"{top.label} beat {chosen.label.lower()} on the same folds by {gain:+.3f} a fold, more than "
-                       f"the noise of that difference (a 95% margin of {noise:.3f}): settings of one family are no simpler than "
-                       "each other, so the better one is kept.")
+        reasons.append(f"{top.label} beat {chosen.label.lower()} on the same folds by {gain:+.3f} a fold, more "
+                       f"than the noise of that difference (a 95% margin of {noise:.3f}): settings of one family "
+                       "are no simpler than each other, so the better one is kept.")
         chosen = top
     if chosen is not top:
         reasons.append(f"{chosen.label} scored {chosen.mean:.3f}, within one standard error ({se:.3f}) of the best: "
@@ -352,9 +352,10 @@ def pick(entries: list[Entry], metric: str, n_folds: int, se_of: Callable[[Entry
 def _paired_gain(top: Entry, chosen: Entry) -> tuple[float, float] | None:
     """Where the one-standard-error rule kept a family's own settings over a variant of the same
     family that scored best: the variant's mean gain over it and its 95% margin, paired over the
-    folds (Student's t), if the gain is past that margin (None otherwise). A fold's hard rows are hard for
-    both, so the pair's spread is far below either's own: on a daily ridership table small leaves
-    gained 0.003-0.009 R² on each of three folds (a margin of 0.005), an unpaired standard error of 0.009."""
+    folds (Student's t), if the gain is past that margin (None otherwise). A fold's hard rows are
+    hard for both, so the pair's spread is far below either's own: on a daily ridership table small
+    leaves gained 0.003-0.009 R² on each of three folds (a margin of 0.005), an unpaired standard
+    error of 0.009."""
     if top is chosen or top.family != chosen.family or len(top.values) < 2 or len(top.values) != len(chosen.values):
         return None
     diffs = top.values - chosen.values

@@ -142,11 +142,14 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
     # learnt from a fifth fewer rows (iris: 0.926 against 0.947 refitted), for want of 50 ms.
     slack = OVERRUN_SHARE * (plan.time_budget or 0.0)
     refit = not stopped and not judge.held_out and refit_s + 0.5 * refit_s + 1.0 <= time_left + slack
-    fitted = [(e, _refit(e, data, plan.seed, record, stop, deadline, curve_rows)) if refit else (e, e.fitted)
-              for e in members]
+    # What lets each member's refit do without rows to stop on (the boosting rounds its folds found).
+    grown = {e.model: s for e in members if (s := get_family(e.family).refit_settings(e.fold_settings))}
+    fitted = [(e, _refit(e, data, plan.seed, record, stop, deadline, grown.get(e.model, {}), curve_rows))
+              if refit else (e, e.fitted) for e in members]
     if refit and any(f.cancelled for _, f in fitted):  # stopped mid-refit: the finished fold models are whole
         fitted, refit = [(e, e.fitted) for e in members], False
-    grown = {e.label: settings for e in members if refit and (settings := _refit_settings(e))}
+    if not refit:
+        grown = {}
     reasons.append(_delivery_reason(refit, stopped, judge, n_train, members, grown))
     if blend:
         main = BlendFamily.combine([(e.family, f) for e, f in fitted], task, data.classes)
@@ -163,7 +166,8 @@ def run_contest(data: Prepared, plan: Plan, on_event: Callback, stop: StopFlag, 
     on_event(ContestEnded(winner=blend.name if blend else winner.model, model=model, label=label, curve_unit=unit,
                           reasons=tuple(reasons), blended=tuple(e.model for e in members) if blend else ()))
     return ContestOutcome(main=main, model=model, params=dict(main.params), reasons=tuple(reasons), refit=refit,
-                          curve_on_validation=bool(grown) and curve_rows is not None and not blend, baseline=baseline, baseline_key=baseline_key, threshold=threshold,
+                          curve_on_validation=bool(grown) and curve_rows is not None and not blend,
+                          baseline=baseline, baseline_key=baseline_key, threshold=threshold,
                           candidates=_records(comparison, winner, blend))
 
 
@@ -279,16 +283,17 @@ def _bootstrap_diff(a: np.ndarray, b: np.ndarray, judge: _Judging, data: Prepare
 
 
 def _refit(entry: Entry, data: Prepared, seed: int, record: Callback, stop: StopFlag,
-           deadline: float | None, curve_rows: tuple[Any, Any] | None = None) -> Fitted:
+           deadline: float | None, settings: dict[str, Any] | None = None,
+           curve_rows: tuple[Any, Any] | None = None) -> Fitted:
     """The candidate fitted again on every training row. A family that stops on the validation
-    loss either does without, with what the folds found (the boosting rounds: then its curve
+    loss either does without, with ``settings`` (``ModelFamily.refit_settings``: then its curve
     watches ``curve_rows``, which decide nothing), or watches a tenth of the training rows held
     apart (the validation rows stay unseen)."""
     candidate, family = entry.candidate, get_family(entry.family)
     variant = with_categories(data, candidate.as_category)
     rows = np.arange(len(data.y))
     fit_rows, watch_rows = split_rows(data.y.to_numpy(), data.task, 0.1, seed)
-    settings = _refit_settings(entry)
+    settings = settings or {}
     watch_X, watch_y = data.X.iloc[watch_rows], data.y.iloc[watch_rows]
     if settings or not family.early_stops:
         fit_rows = rows  # it learns from every row; the watched rows only draw its curve
@@ -300,12 +305,6 @@ def _refit(entry: Entry, data: Prepared, seed: int, record: Callback, stop: Stop
                      imbalanced=is_imbalanced(data.y.iloc[fit_rows], data.classes),
                      time_budget=None if deadline is None else max(deadline - time.perf_counter(), 1.0))
     return family.fit(ctx)
-
-
-def _refit_settings(entry: Entry) -> dict[str, Any]:
-    """What lets ``entry``'s refit do without rows to stop on ({}: it stops early on a slice)."""
-    family = get_family(entry.family)
-    return family.refit_settings(entry.fold_settings) if family.early_stops else {}
 
 
 def _baseline(comparison: Comparison, members: list[Entry], data: Prepared, seed: int, refit: bool,
@@ -382,9 +381,10 @@ def _tried(comparison: Comparison, judge: _Judging) -> str:
 
 def _delivery_reason(refit: bool, stopped: bool, judge: _Judging, n_train: int, members: list[Entry],
                      grown: dict[str, dict[str, Any]]) -> str:
+    """``grown``: each refitted member's ``refit_settings``, by candidate name."""
     if refit:
-        fixed = "".join(f" {label} grew {settings['rounds']} boosting rounds, the mean its folds needed, so no rows "
-                        "were held apart to stop on." for label, settings in grown.items() if "rounds" in settings)
+        fixed = "".join(f" {e.label} grew {grown[e.model]['rounds']} boosting rounds, the mean its folds needed, so "
+                        "no rows were held apart to stop on." for e in members if "rounds" in grown.get(e.model, {}))
         return (f"The winner was then fitted again on all {n_train:,} training rows and is judged below on the "
                 f"validation rows, which took no part in the contest.{fixed}")
     if judge.held_out:

@@ -22,6 +22,7 @@ from core.evaluation import Confusion, Curve, OperatingPoint
 from core.glossary import link
 from core.importance import Importance
 from core.models.base import EarlyStopping
+from core.run_record import CURVE_ON_TRAINING, CURVE_ON_VALIDATION
 from core.types import Task
 
 #: Characters that would start markdown (or Streamlit's LaTeX) inside a sentence.
@@ -138,7 +139,7 @@ def _rose(train: np.ndarray, valid: np.ndarray, best: int) -> float | None:
 
 def loss_curve(history: Sequence[Any], unit: str = "epoch", *, stopped_early: bool = False,
                cancelled: bool = False, family: str = "sklearn", contest: bool = False,
-               contest_curve: str = "training rows") -> str:
+               contest_curve: str = CURVE_ON_TRAINING) -> str:
     """The saved training curve: where the validation loss was lowest, where and why training
     stopped, what the model kept, and whether it began to overfit.
 
@@ -148,7 +149,7 @@ def loss_curve(history: Sequence[Any], unit: str = "epoch", *, stopped_early: bo
     (``contest_curve``, ``RunRecord.contest_curve``) where that fit decided nothing on them.
     """
     epoch, train, valid = _curve(history)
-    on_slice = contest and contest_curve != "validation rows"
+    on_slice = contest and contest_curve != CURVE_ON_VALIDATION
     watched = "a slice of the training rows" if on_slice else "the validation rows"
     if len(epoch) == 0:
         return "This model reported no training curve: it is fitted in one go."

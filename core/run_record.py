@@ -34,6 +34,8 @@ SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 PREDICTIONS_FILE = "valid_predictions.parquet"
 WORST_FILE = "worst_errors.parquet"
+#: The manifest's ``contest.curve``: which rows an automatic run's curve measured its validation loss on.
+CURVE_ON_VALIDATION, CURVE_ON_TRAINING = "validation rows", "training rows"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class RunRecord:
     candidates: tuple[dict[str, Any], ...] = ()  # an automatic run's contest (``core.contest``); () otherwise
     contest_reasons: tuple[str, ...] = ()  # …and how it chose, in words (also among the model's reasons)
     contest_refit: bool | None = None  # …whether it fitted its winner again on all training rows (None: unknown)
-    contest_curve: str = "training rows"  # …which rows its curve's validation loss is on ("validation rows")
+    contest_curve: str = CURVE_ON_TRAINING  # …which rows its curve's validation loss is on (``CURVE_ON_*``)
     checks: tuple[dict[str, Any], ...] = ()  # the data checks' findings (``core.checks.Finding.record``)
     time_budget: float | None = None  # seconds the plan gave the whole run (None: no limit, or saved before it was)
     max_epochs: int | None = None  # the plan's cap on epochs / boosting rounds / trees (None: the family's own)
@@ -238,7 +240,7 @@ def _record(path: Path, m: dict[str, Any]) -> RunRecord:
         files=tuple(m.get("files") or ()), threshold=_threshold(m), candidates=tuple(m.get("candidates") or ()),
         contest_reasons=tuple((m.get("contest") or {}).get("reasons") or ()),
         contest_refit=_optional((m.get("contest") or {}).get("refit"), bool),
-        contest_curve=str((m.get("contest") or {}).get("curve") or "training rows"),
+        contest_curve=str((m.get("contest") or {}).get("curve") or CURVE_ON_TRAINING),
         checks=tuple(m.get("checks") or ()), time_budget=_optional((m.get("limits") or {}).get("time_budget_s"), float),
         max_epochs=_optional((m.get("limits") or {}).get("max_epochs"), int),
         workspace=_optional(m.get("workspace"), str),

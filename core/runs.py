@@ -27,6 +27,8 @@ from core.evaluation import MAIN_METRIC, Evaluation, Threshold, default_threshol
 from core.explain import closer_files
 from core.models import get_family
 from core.run_record import (
+    CURVE_ON_TRAINING,
+    CURVE_ON_VALIDATION,
     MANIFEST_FILE,
     PREDICTIONS_FILE,
     SCHEMA_VERSION,
@@ -153,7 +155,7 @@ def build_manifest(run_id: str, result: TrainResult, evaluation: Evaluation, dat
         "messages": [m.text for m in result.messages],
         "candidates": result.candidates,
         "contest": ({"reasons": list(result.contest_reasons), "refit": result.contest_refit,
-                     "curve": "validation rows" if result.contest_curve_on_validation else "training rows"}
+                     "curve": CURVE_ON_VALIDATION if result.contest_curve_on_validation else CURVE_ON_TRAINING}
                     if result.candidates else None),
         "checks": [finding.record() for finding in data.checks],  # the data checks' findings (core.checks)
         "versions": versions(),

@@ -245,10 +245,8 @@ class _Script:
 
     def _make_member(self, i: int, member: Member) -> str:
         steps = member.model.steps
-        prep, final = steps[0][1], steps[-1][1]
+        prep, final = steps[0][1], _estimator(member)
         log = _on_log_scale(member)
-        if log:
-            final = final.regressor_
         if len(steps) > 2:  # steps between the preparation and the model (the forest's missing-value fill)
             final = _pipeline([*steps[1:-1], (steps[-1][0], final)])
         lines = [f"def make_model{self._suffix(i)}():",
@@ -348,11 +346,10 @@ class _Script:
             lines += self._linear_sample(member)
         lines += [f"    target = lambda y: {target}  # what the model learns",
                   "    Xt = prep.fit_transform(X_fit, target(y_fit))"]
-        if member.key == "hgb" and _fixed_rounds(member):
-            lines += ["    # The booster grows max_iter rounds (patience past the last one): the watched rows decide nothing.",
-                      "    model.fit(Xt, target(y_fit), X_val=prep.transform(watch_X), y_val=target(watch_y))"]
-        elif member.key == "hgb":
-            lines += ["    # The booster stops adding trees once the loss on the watched rows stops improving.",
+        if member.key == "hgb":
+            lines += ["    # The booster grows max_iter rounds (patience past the last one): the watched rows decide nothing."
+                      if _fixed_rounds(member) else
+                      "    # The booster stops adding trees once the loss on the watched rows stops improving.",
                       "    model.fit(Xt, target(y_fit), X_val=prep.transform(watch_X), y_val=target(watch_y))"]
         elif member.key == "mlp":
             lines += ["    model = fit_mlp(Xt, y_fit.to_numpy(), prep.transform(watch_X), watch_y.to_numpy(), settings)"]
@@ -360,7 +357,8 @@ class _Script:
             lines += ["    model.fit(Xt, target(y_fit))"]
         if self.task == "regression" and log:
             lines += ["    # Held within the log targets it learnt from: exp turns a line's extrapolation into millions.",
-                      "    low, high = target(y_train.iloc[fit_rows]).min(), target(y_train.iloc[fit_rows]).max()",
+                      "    learnt = target(y_train.iloc[fit_rows])",
+                      "    low, high = learnt.min(), learnt.max()",
                       "    return lambda X: np.asarray(np.exp(np.clip(model.predict(prep.transform(X)), low, high)), "
                       "dtype=float)"]
         elif self.task == "regression":
@@ -489,13 +487,18 @@ def _on_log_scale(member: Member) -> bool:
     return bool(steps) and type(steps[-1][1]).__name__ == "LogTargetRegressor"
 
 
+def _estimator(member: Member) -> Any:
+    """The member's model after its preparation, unwrapped from the log scale where it learnt one."""
+    steps = getattr(member.model, "steps", None)
+    if not steps:
+        return member.model
+    return steps[-1][1].regressor_ if _on_log_scale(member) else steps[-1][1]
+
+
 def _fixed_rounds(member: Member) -> bool:
     """Whether the member's booster grew a set number of rounds on every training row (the
     contest's refit, ``HGBFamily.refit_settings``) rather than stopping early on a slice."""
-    steps = getattr(member.model, "steps", None)
-    final = steps[-1][1] if steps else None
-    final = getattr(final, "regressor_", final)
-    return bool(getattr(final, "fixed_rounds_", False))
+    return bool(getattr(_estimator(member), "fixed_rounds_", False))
 
 
 def _pipeline(steps: list) -> Any:

@@ -127,7 +127,7 @@ class LogTargetRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         log_y = np.log(np.asarray(y, dtype=float))
         self.regressor_ = copy.deepcopy(self.regressor).fit(X, log_y)
-        self.log_range_ = (float(log_y.min()), float(log_y.max()))
+        self.log_range_ = _range(log_y)
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -140,8 +140,12 @@ class LogTargetRegressor(RegressorMixin, BaseEstimator):
         """``fitted_regressor`` (fitted on ``log_y``) in original units."""
         model = cls(regressor=None)
         model.regressor_ = fitted_regressor
-        model.log_range_ = (float(np.min(log_y)), float(np.max(log_y)))
+        model.log_range_ = _range(log_y)
         return model
+
+
+def _range(values) -> tuple[float, float]:
+    return float(np.min(values)), float(np.max(values))
 
 
 def _target(ctx: FitContext, y) -> np.ndarray:
