@@ -37,7 +37,7 @@ from core.run_record import (
     load_manifest,
     read_run,
 )
-from core.trusted import resolve_run, trusted_folder  # resolve_run: callers import it from here too
+from core.trusted import resolve_run, seal, trusted_folder  # resolve_run: callers import it from here too
 from core.types import ImageData, LoadReport, Prepared
 
 if TYPE_CHECKING:  # only for annotations: training imports the contest, which saves through here
@@ -197,6 +197,7 @@ def save_run(runs_dir: str | Path, result: TrainResult, evaluation: Evaluation, 
         manifest["data"]["origin"] = jsonable(origin)
         manifest["workspace"] = workspace
         manifest["files"] = sorted(files + [PREDICTIONS_FILE] + list(extra_files or {}))
+        manifest["seal"] = seal(tmp, manifest["files"])  # what load_pickle will check its bytes against
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         final = runs_dir / run_id
         tmp.rename(final)
@@ -261,13 +262,28 @@ def save_threshold(run_dir: str | Path, value: float, runs_dir: str | Path) -> R
     if not 0.0 <= value <= 1.0:
         raise RunError(f"A threshold is a probability between 0 and 1, not {value:g}.")
     manifest["threshold"] = threshold_section(Threshold(value, None, "you"))
+    _rewrite_manifest(path, manifest)
+    return read_run(path, predictions=False)
+
+
+def reseal_run(run_dir: str | Path, runs_dir: str | Path) -> None:
+    """Seal a run folder another machine made (a Ray node's, brought back: ``core.trusted.seal``)
+    with this installation's key, so its model loads here; the cluster's nodes are trusted as much
+    as the server's own workers."""
+    path = resolve_run(run_dir, runs_dir)
+    manifest = load_manifest(path)
+    manifest["seal"] = seal(path, manifest.get("files") or ())
+    _rewrite_manifest(path, manifest)
+
+
+def _rewrite_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Replace a run's manifest atomically: a temporary file in the run folder, then ``os.replace``."""
     tmp = path / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
     try:
         tmp.write_text(json.dumps(jsonable(manifest), indent=2))
         os.replace(tmp, path / MANIFEST_FILE)
     finally:
         tmp.unlink(missing_ok=True)
-    return read_run(path, predictions=False)
 
 
 def delete_run(run_dir: str | Path, runs_dir: str | Path) -> None:

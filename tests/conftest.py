@@ -1,9 +1,15 @@
-"""Shared fixtures: every test starts from the same random state."""
+"""Shared fixtures: every test starts from the same random state; runs are sealed with a key of
+the test session's own, never the user's (``core.trusted.seal_key``)."""
 
+import os
 import random
+import tempfile
 
 import numpy as np
 import pytest
+
+# Set before anything seals a run; worker processes and Ray actors inherit it.
+os.environ.setdefault("TRAINBOARD_SEAL_KEY", os.path.join(tempfile.mkdtemp(prefix="trainboard-test-key-"), "seal.key"))
 
 
 @pytest.fixture(autouse=True)

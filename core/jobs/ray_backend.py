@@ -133,6 +133,17 @@ def unpack(data: bytes, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
+def _reseal(staged: Path, names: list[str], runs_dir: Path) -> None:
+    """The run folders a node made, sealed with this server's key before they appear (a node
+    elsewhere seals with its own, which the server cannot check: ``core.trusted``)."""
+    from core.run_record import MANIFEST_FILE
+    from core.runs import reseal_run
+
+    for name in names:
+        if (staged / name / MANIFEST_FILE).is_file():
+            reseal_run(staged / name, runs_dir)
+
+
 def place(staged: Path, names: list[str], dest: Path) -> None:
     """Move what a job made from ``staged`` into ``dest``, each by one rename, so a reader sees
     nothing or the whole thing. ``staged`` must be on ``dest``'s file system."""
@@ -649,6 +660,8 @@ class _Driver:
                     (shutil.copytree if source.is_dir() else shutil.copy2)(source, staged / name)
             # Predictions overwrite their --out file, as they do here; runs and comparisons never do.
             names = outcome.names if predicting else [_free_name(staged, name, dest) for name in outcome.names]
+            if not predicting:
+                _reseal(staged, names, dest)
             place(staged, names, dest)
         finally:
             shutil.rmtree(staged, ignore_errors=True)

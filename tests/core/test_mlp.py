@@ -28,7 +28,7 @@ from core.models.mlp import (
 )
 from core.models.mlp_family import MLPFamily
 from core.run_record import SCHEMA_VERSION
-from core.trusted import trusted_folder
+from core.trusted import seal, trusted_folder
 from core.types import ColumnInfo, DeviceInfo, Prepared
 
 #: Small, quick settings: the tests check behaviour, not the defaults' accuracy.
@@ -272,7 +272,8 @@ def test_family_fits_on_raw_columns_saves_and_loads(tmp_path):
     files = family.save(fitted, tmp_path)
     assert sorted(files) == ["mlp.json", "mlp.pt", "preprocess.joblib"]
     # A run folder, as core.runs.load_model opens one: its manifest names the files the run wrote.
-    (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": files}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": files,
+                                                        "seal": seal(tmp_path, files)}))
     with trusted_folder(tmp_path, tmp_path.parent):
         loaded = family.load(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(ctx.X_valid), model.predict_proba(ctx.X_valid))

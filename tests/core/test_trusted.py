@@ -7,20 +7,25 @@ import pytest
 
 from core.errors import RunError
 from core.run_record import SCHEMA_VERSION
-from core.trusted import load_pickle, trusted_folder
+from core.trusted import load_pickle, seal, trusted_folder
 
 
 def write_manifest(run, *files):
-    (run / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": list(files)}))
+    """A manifest as save_run writes one: the files the run wrote, sealed (links and missing files
+    get a seal of nothing, so they are named but can never match)."""
+    digests = {**{name: "0" * 64 for name in files},
+               **seal(run, [f for f in files if (run / f).is_file() and not (run / f).is_symlink()])}
+    (run / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": list(files),
+                                                   "seal": digests}))
 
 
 def test_a_pickle_loads_only_inside_the_vetted_folder(tmp_path):
     run, other = tmp_path / "runs" / "r1", tmp_path / "uploads"
     run.mkdir(parents=True)
-    write_manifest(run, "model.joblib")
     other.mkdir()
     joblib.dump({"ok": 1}, run / "model.joblib")
     joblib.dump({"evil": 1}, other / "model.joblib")
+    write_manifest(run, "model.joblib")
     with pytest.raises(RunError):
         load_pickle(run / "model.joblib")  # no folder vetted at all
     with trusted_folder(run, tmp_path / "runs"):
@@ -61,3 +66,51 @@ def test_only_a_file_the_run_wrote_itself_loads(tmp_path):
         for name in ("dropped.joblib", "model.joblib", "inside.joblib"):
             with pytest.raises(RunError):
                 load_pickle(run / name)
+
+
+def test_only_the_bytes_this_installation_sealed_are_unpickled(tmp_path):
+    """A model swapped for another under the run's own name, or a manifest rewritten to vouch for
+    it without the key, is refused; so is a run saved before runs were sealed — with words that
+    say to train it again."""
+    import hashlib
+
+    runs = tmp_path / "runs"
+    run = runs / "r1"
+    run.mkdir(parents=True)
+    joblib.dump({"ok": 1}, run / "model.joblib")
+    write_manifest(run, "model.joblib")
+    with trusted_folder(run, runs):
+        assert load_pickle(run / "model.joblib") == {"ok": 1}
+    joblib.dump({"evil": 1}, run / "model.joblib")  # swapped in place, the manifest untouched
+    with trusted_folder(run, runs), pytest.raises(RunError, match="no seal from this installation"):
+        load_pickle(run / "model.joblib")
+    forged = hashlib.sha256((run / "model.joblib").read_bytes()).hexdigest()  # a digest without the key
+    (run / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": ["model.joblib"],
+                                                   "seal": {"model.joblib": forged}}))
+    with trusted_folder(run, runs), pytest.raises(RunError, match="no seal"):
+        load_pickle(run / "model.joblib")
+    (run / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": ["model.joblib"]}))
+    with trusted_folder(run, runs), pytest.raises(RunError, match="Train it again here"):
+        load_pickle(run / "model.joblib")  # saved before the seal
+
+
+def test_a_run_a_cluster_node_sealed_with_its_own_key_loads_once_the_server_reseals_it(tmp_path):
+    """A Ray node elsewhere seals with a key the server does not hold; bringing the run back
+    reseals it with the server's (``core.jobs.ray_backend._reseal`` → ``core.runs.reseal_run``)."""
+    import hashlib
+    import hmac
+
+    from core.runs import reseal_run
+
+    runs = tmp_path / "runs"
+    run = runs / "r1"
+    run.mkdir(parents=True)
+    joblib.dump({"ok": 1}, run / "model.joblib")
+    node_seal = hmac.new(b"another node's key" * 2, (run / "model.joblib").read_bytes(), hashlib.sha256).hexdigest()
+    (run / "manifest.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "files": ["model.joblib"],
+                                                   "seal": {"model.joblib": node_seal}}))
+    with trusted_folder(run, runs), pytest.raises(RunError, match="no seal"):
+        load_pickle(run / "model.joblib")
+    reseal_run(run, runs)
+    with trusted_folder(run, runs):
+        assert load_pickle(run / "model.joblib") == {"ok": 1}
