@@ -33,6 +33,7 @@ from core.run_record import MANIFEST_FILE, load_manifest
 _TRUSTED: ContextVar[tuple[Path, dict[str, str]] | None] = ContextVar("trusted_run_folder", default=None)
 #: Where the sealing key lives unless ``TRAINBOARD_SEAL_KEY`` names another file: outside any runs folder.
 KEY_FILE = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "trainboard" / "run-seal.key"
+DOOR_SHUT = "Model files load only from the app's own runs folder, through its run history."
 UNSEALED = ("This run's model files carry no seal from this installation (it was saved before Trainboard "
             "sealed them, or elsewhere), so they are not loaded: model files are programs. Train it again here.")
 
@@ -113,9 +114,13 @@ def load_pickle(path: str | Path) -> Any:
 
     opened, given = _TRUSTED.get(), Path(path)
     target = given.resolve()
-    if opened is None or not _written_by_run(given, target, *opened):
-        raise RunError("Model files load only from the app's own runs folder, through its run history.")
+    if opened is None:
+        raise RunError(DOOR_SHUT)
     folder, sealed = opened
+    if not sealed:
+        raise RunError(UNSEALED)
+    if not _written_by_run(given, target, folder, sealed):
+        raise RunError(DOOR_SHUT)
     data = target.read_bytes()
     if not hmac.compare_digest(sealed[target.relative_to(folder).as_posix()], _digest(data)):
         raise RunError(UNSEALED)
@@ -125,7 +130,5 @@ def load_pickle(path: str | Path) -> Any:
 def _written_by_run(given: Path, target: Path, folder: Path, sealed: dict[str, str]) -> bool:
     """Whether ``target`` is a file the run in ``folder`` wrote and sealed: inside it, named in its
     manifest's seal, a plain file rather than a link (to anything at all)."""
-    if not sealed:
-        raise RunError(UNSEALED)
     return (folder in target.parents and target.relative_to(folder).as_posix() in sealed
             and not given.is_symlink() and target.is_file())
