@@ -31,10 +31,12 @@ def preload_worker(networks: bool = True) -> None:
     """What a worker has loaded before a job: the table libraries (``preload_libraries``), and with
     ``networks`` torch too, as in a worker that has trained a network before (a job that needs it
     loads it once per worker, outside its budget: ``core.models.ready``)."""
+    from core.fold_pool import processes_for, warm
     from core.jobs.process import preload_libraries
     from core.models import ready
 
     preload_libraries()
+    warm(processes_for(0))  # a worker starts the helpers a small table's contest fits its folds in
     if networks:
         ready(("mlp",))
 

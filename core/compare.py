@@ -13,8 +13,10 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -23,6 +25,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from core.errors import RunError
 from core.evaluation import MAIN_METRIC, METRIC_NAMES, class_probabilities, metrics_for
 from core.events import Callback, CandidateSkipped, FoldEnded, Message, NeverStop, StopFlag, ignore
+from core.fold_pool import FileStop, FoldPool, processes_for
 from core.models import comparison_candidates, device_for, get_family, ready
 from core.models.base import DataSummary, FitContext, Fitted
 from core.planner import is_imbalanced, summarise_data
@@ -32,6 +35,8 @@ from core.types import Candidate, DeviceInfo, ImageData, Prepared
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
 DEFAULT_BUDGET_S = 60.0
+#: How often the comparison looks at the stop flag while a helper fits a fold.
+POLL_S = 0.05
 FOLD_METRICS = {"binary": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
                 "multiclass": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
                 "regression": ("r2", "mae", "rmse")}
@@ -228,56 +233,178 @@ def _score_all(entries: list[Entry], data: Prepared | ImageData, summary: DataSu
                score_fold: Callable[..., tuple] | None = None) -> None:
     """Every candidate on every fold, cheapest first, skipping what the budget cannot hold (and,
     when ``race``, dropping one as soon as it is clearly behind: ``clearly_behind``). ``score_fold``
-    scores one candidate on one fold (default: a table's, ``_score_fold``)."""
-    score_fold = score_fold or _score_fold
+    scores one candidate on one fold (default: a table's, ``_score_fold``). A small table's folds
+    run several at once in helper processes (``core.fold_pool``); each fold's result is taken in
+    the order the folds were started, so the events, the race and the scores are those of fitting
+    them one by one."""
     ready((e.family for e in entries), on_event)  # torch, if a network takes part: not its first fold's time
-    started = time.perf_counter()
-    previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
-    first = next((e for e in entries if get_family(e.family).role != "no_skill"), None)
-    for entry in entries:
-        role = get_family(entry.family).role
-        for k, (train, valid) in enumerate(folds, start=1):
-            if stop.is_set():
+    width = processes_for(len(data.y)) if score_fold is None and len(folds) > 1 else 1
+    pool = None
+    if width > 1:
+        try:
+            pool = FoldPool(width)
+        except Exception:  # noqa: BLE001 — no helper processes on this machine: the folds run here
+            pool = None
+    try:
+        _Schedule(entries, data, summary, folds, time_budget, seed, on_event, stop, keep, reserve, stop_on_held_out,
+                  race, score_fold or _score_fold, pool).run()
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+@dataclass(eq=False)
+class _FoldRun:
+    """One candidate's fold, started (in a helper: ``future``) or to be fitted here when its turn comes."""
+
+    entry: Entry
+    k: int
+    train: np.ndarray
+    valid: np.ndarray
+    time_left: float | None
+    future: Any = None
+
+
+class _Schedule:
+    """``_score_all``'s loop: start folds while a process is free and the budget holds, take their
+    results in the order they were started."""
+
+    def __init__(self, entries, data, summary, folds, time_budget, seed, on_event, stop, keep, reserve,
+                 stop_on_held_out, race, score_fold, pool) -> None:
+        self.entries, self.data, self.summary, self.folds = entries, data, summary, folds
+        self.time_budget, self.seed, self.on_event, self.stop, self.keep = time_budget, seed, on_event, stop, keep
+        self.reserve, self.stop_on_held_out, self.race, self.score_fold = reserve, stop_on_held_out, race, score_fold
+        self.pool, self.pool_broken = pool, False
+        self.started = time.perf_counter()
+        self.previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
+        # The no-skill guess costs nothing, and the first real candidate (the simplest, quick) always
+        # runs: a contest must end with a model.
+        self.first = next((e for e in entries if get_family(e.family).role != "no_skill"), None)
+        self.current, self.next_fold = 0, 0  # the entry whose fold starts next, and which fold
+        self.running: list[_FoldRun] = []
+        self.ended: set[int] = set()
+
+    def run(self) -> None:
+        width = self.pool.width if self.pool else 1
+        while True:
+            # A process that is free takes the next fold, even while an earlier one still runs.
+            while self._busy() < width and (fold := self._start_next()) is not None:
+                self.running.append(fold)
+            self._end_entries()
+            if not self.running:
+                return
+            head = self.running[0]
+            if head.future is None or head.future.done():
+                self.running.pop(0)
+                self._record(head, self._outcome(head))
+            else:
+                self._wait()
+
+    def _busy(self) -> int:
+        """Processes in use: folds whose helper has not answered, and a fold to be fitted here."""
+        return sum(f.future is None or not f.future.done() for f in self.running)
+
+    def _wait(self) -> None:
+        """Until some helper answers, passing a Stop on to them."""
+        wait([f.future for f in self.running if f.future is not None], timeout=POLL_S, return_when=FIRST_COMPLETED)
+        if self.stop.is_set():
+            self.pool.stop()
+
+    def _start_next(self) -> _FoldRun | None:
+        while self.current < len(self.entries):
+            entry = self.entries[self.current]
+            if entry.skipped or self.next_fold >= len(self.folds):
+                self.current, self.next_fold = self.current + 1, 0
+                continue
+            if self.stop.is_set():
                 entry.skipped = "stopped by you"
-                break
-            elapsed = time.perf_counter() - started
-            per_fold = float(np.mean(entry.fit_s)) if entry.fit_s else previous_fold_s
-            # The no-skill guess costs nothing, and the first real candidate (the simplest, quick)
-            # always runs: a contest must end with a model.
-            if entry is not first and role != "no_skill" and elapsed + per_fold + reserve(per_fold) > time_budget:
-                entry.skipped = (f"skipped: the {time_budget:.0f} s budget would run out"
+                continue
+            role = get_family(entry.family).role
+            elapsed = time.perf_counter() - self.started
+            per_fold = float(np.mean(entry.fit_s)) if entry.fit_s else self.previous_fold_s
+            if entry is not self.first and role != "no_skill" and \
+                    elapsed + per_fold + self.reserve(per_fold) > self.time_budget:
+                entry.skipped = (f"skipped: the {self.time_budget:.0f} s budget would run out"
                                  + (f" (one fold takes about {per_fold:.1f} s)" if per_fold else ""))
-                break
-            t0 = time.perf_counter()
-            left = None if role == "no_skill" else max(time_budget - elapsed - reserve(per_fold), 1.0)
-            scores, prediction, fitted = score_fold(entry.candidate, data, summary, train, valid, seed, stop, left,
-                                                    stop_on_held_out)
-            seconds = time.perf_counter() - t0
-            if fitted.cancelled:  # stopped mid-fold: its score is of a half-grown model
-                entry.skipped = "stopped by you"
-                break
-            entry.fit_s.append(seconds)
-            entry.fold_settings.append(dict(fitted.params))
-            for name in FOLD_METRICS[summary.task]:
-                entry.scores.setdefault(name, []).append(scores.get(name))
-            if keep:
-                # The no-skill guess is never chosen nor blended: its predictions (the size of the
-                # training rows, 14 MB on the 1M-row job) would only sit beside the boosting fit.
-                if role != "no_skill":
-                    entry.oof = _store(entry.oof, prediction, valid, summary.n_rows)
-                entry.fitted = fitted
-            on_event(FoldEnded(model=entry.model, fold=k, n_folds=len(folds), metric=entry.metric, scores=scores,
-                               fit_seconds=seconds, label=entry.label))
-            if race and k < len(folds) and entry is not first and role != "no_skill":
-                entry.skipped = clearly_behind(entry, entries, len(folds))
-                if entry.skipped:
-                    break
-        if entry.fit_s:
-            previous_fold_s = float(np.mean(entry.fit_s))
-        if entry.skipped:
-            if len(entry.fit_s) < len(folds) and not keep:
-                entry.scores, entry.fit_s = {}, []
-            on_event(CandidateSkipped(model=entry.model, why=entry.skipped, label=entry.label))
+                continue
+            train, valid = self.folds[self.next_fold]
+            left = None if role == "no_skill" else max(self.time_budget - elapsed - self.reserve(per_fold), 1.0)
+            fold = _FoldRun(entry, self.next_fold + 1, train, valid, left)
+            self.next_fold += 1
+            if self.pool is not None and not self.pool_broken and get_family(entry.family).folds_in_helpers(len(train)):
+                try:
+                    fold.future = self.pool.submit(_helper_fold, entry.candidate, self.data, train, valid, self.seed,
+                                                   self.pool.stop_path, left, self.stop_on_held_out, self.keep)
+                except Exception:  # noqa: BLE001 — the helpers are gone: the rest is fitted here
+                    self.pool_broken = True
+            return fold
+        return None
+
+    def _outcome(self, fold: _FoldRun) -> tuple:
+        """(scores, prediction, fitted, seconds) of ``fold``: its helper's, or fitted here now."""
+        if fold.future is not None:
+            try:
+                return fold.future.result()
+            except Exception:  # noqa: BLE001 — a helper died (or the fit failed): fit it here, which says why
+                self.pool_broken = True
+        t0 = time.perf_counter()
+        scores, prediction, fitted = self.score_fold(fold.entry.candidate, self.data, self.summary, fold.train,
+                                                     fold.valid, self.seed, self.stop, fold.time_left,
+                                                     self.stop_on_held_out)
+        return scores, prediction, fitted, time.perf_counter() - t0
+
+    def _record(self, fold: _FoldRun, outcome: tuple) -> None:
+        scores, prediction, fitted, seconds = outcome
+        entry, n_folds = fold.entry, len(self.folds)
+        if entry.skipped:  # dropped (or stopped) while this fold ran
+            return
+        if fitted.cancelled:  # stopped mid-fold: its score is of a half-grown model
+            entry.skipped = "stopped by you"
+            return
+        role = get_family(entry.family).role
+        entry.fit_s.append(seconds)
+        entry.fold_settings.append(dict(fitted.params))
+        for name in FOLD_METRICS[self.summary.task]:
+            entry.scores.setdefault(name, []).append(scores.get(name))
+        if self.keep:
+            # The no-skill guess is never chosen nor blended: its predictions (the size of the
+            # training rows, 14 MB on the 1M-row job) would only sit beside the boosting fit.
+            if role != "no_skill":
+                entry.oof = _store(entry.oof, prediction, fold.valid, self.summary.n_rows)
+            entry.fitted = fitted
+        self.previous_fold_s = float(np.mean(entry.fit_s))
+        self.on_event(FoldEnded(model=entry.model, fold=fold.k, n_folds=n_folds, metric=entry.metric, scores=scores,
+                                fit_seconds=seconds, label=entry.label))
+        if self.race and fold.k < n_folds and entry is not self.first and role != "no_skill":
+            entry.skipped = clearly_behind(entry, self.entries, n_folds)
+
+    def _end_entries(self) -> None:
+        """Say so for each candidate that is done (none of its folds left to start or running)."""
+        running = {id(f.entry) for f in self.running}
+        for index, entry in enumerate(self.entries[:self.current]):
+            if index in self.ended or id(entry) in running:
+                continue
+            self.ended.add(index)
+            if entry.skipped:
+                if len(entry.fit_s) < len(self.folds) and not self.keep:
+                    entry.scores, entry.fit_s = {}, []
+                self.on_event(CandidateSkipped(model=entry.model, why=entry.skipped, label=entry.label))
+
+
+def _helper_fold(candidate: Candidate, data: Prepared, train: np.ndarray, valid: np.ndarray, seed: int,
+                 stop_path: str, time_left: float | None, stop_on_held_out: bool, keep_model: bool) -> tuple:
+    """``_score_fold`` in a helper process (``core.fold_pool``), on one thread, timed there; the
+    model comes back only where the comparison keeps it."""
+    from threadpoolctl import threadpool_limits
+
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=1):
+        scores, prediction, fitted = _score_fold(candidate, data, None, train, valid, seed, FileStop(stop_path),
+                                                 time_left, stop_on_held_out)
+    seconds = time.perf_counter() - t0
+    if not keep_model:
+        fitted.model = None
+    return scores, prediction, fitted, seconds
 
 
 #: How sure a paired gain over the same folds must be to count (one-sided; Student's t, since an

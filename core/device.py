@@ -19,6 +19,16 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
+def thread_share() -> int:
+    """Threads this job may use: its worker's share of the cores (``limit_threads`` sets
+    ``OMP_NUM_THREADS``), else every core this process may use."""
+    try:
+        share = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        share = 0
+    return share if share > 0 else cpu_threads()
+
+
 @lru_cache(maxsize=2)
 def pick_device(prefer: str = "auto") -> DeviceInfo:
     """The best available device; ``prefer="cpu"`` forces the CPU.

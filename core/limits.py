@@ -46,9 +46,11 @@ JOBS = Limit("training jobs running at once", "TRAINBOARD_MAX_JOBS", 0)  # 0: ha
 SESSION_DISK_MB = Limit("disk space per browser session in MB", "TRAINBOARD_SESSION_DISK_MB", 2048)
 #: Past these a table is not refused but cut to a stratified sample (``core.sample_limit``).
 SAMPLE_ROWS = Limit("rows a job trains on (more: a stratified sample)", "TRAINBOARD_SAMPLE_ROWS", 2_000_000)
+#: 0: the job's share of the cores; 1 fits a contest's folds one after another (``core.fold_pool``).
+FOLD_PROCESSES = Limit("contest folds of a small table fitted at once", "TRAINBOARD_FOLD_PROCESSES", 0)
 JOB_MEMORY_MB = Limit("memory one job may plan for in MB", "TRAINBOARD_JOB_MEMORY_MB", 0)  # 0: a quarter of the machine's
 
-ALL = (TABLE_MB, ROWS, COLUMNS, IMAGES, IMAGES_MB, JOBS, SESSION_DISK_MB, SAMPLE_ROWS, JOB_MEMORY_MB)
+ALL = (TABLE_MB, ROWS, COLUMNS, IMAGES, IMAGES_MB, JOBS, SESSION_DISK_MB, SAMPLE_ROWS, FOLD_PROCESSES, JOB_MEMORY_MB)
 
 
 def max_jobs(env: Mapping[str, str] | None = None) -> int | None:

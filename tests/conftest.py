@@ -10,6 +10,9 @@ import pytest
 
 # Set before anything seals a run; worker processes and Ray actors inherit it.
 os.environ.setdefault("TRAINBOARD_SEAL_KEY", os.path.join(tempfile.mkdtemp(prefix="trainboard-test-key-"), "seal.key"))
+# Contest folds one after another, in this process: tests spy on fits and register families of their
+# own, which helper processes would not see. tests/core/test_fold_pool.py turns the helpers on.
+os.environ.setdefault("TRAINBOARD_FOLD_PROCESSES", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -66,6 +66,10 @@ def _worker_main(inbox, outbox, stop, threads: int, preload: bool, env: Mapping[
     if preload:
         preload_libraries()
     limit_threads(threads)
+    if preload:
+        from core.fold_pool import processes_for, warm
+
+        warm(processes_for(0))  # the helpers a small table's contest fits its folds in, started now
     from core.memory import release_freed_memory
 
     outbox.put(READY)

@@ -212,6 +212,12 @@ class ModelFamily(ABC):
         """Other settings of its own the automatic contest should also score on ``data`` (none by default)."""
         return ()
 
+    def folds_in_helpers(self, n_rows: int) -> bool:
+        """Whether a small table's comparison may fit its folds of ``n_rows`` training rows in helper
+        processes, one thread each (``core.fold_pool``). Not by default: a network's library sits in
+        the job worker already, and should not in every helper."""
+        return False
+
     def refit_settings(self, fold_settings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Settings that let a refit on every training row do without early stopping, from what the
         contest's folds found (``Fitted.params`` of each fold: e.g. their boosting rounds). With

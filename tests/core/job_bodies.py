@@ -77,3 +77,19 @@ def torch_on_demand(emit, stop):
     import torch
 
     emit(Message("info", f"torch threads: {torch.get_num_threads()}"))
+
+
+def helpers_then_stubborn(emit, stop):
+    """Compare two models on a small table with the fold helpers on, say which processes they are,
+    then ignore the stop flag (so the test must end the worker by force)."""
+    from core.compare import compare
+    from core.fold_pool import executor, processes_for
+    from core.schema import prepare
+    from tests.core.helpers import churn_like, table
+
+    data = prepare(table(churn_like(n=300)), target="churned")
+    result = compare(data, candidates=("dummy", "linear", "hgb"), n_folds=3, time_budget=300)
+    scored = sum(len(e.fit_s) for e in result.entries)
+    helpers = sorted(executor(processes_for(len(data.y)))._processes)
+    emit(Message("info", f"{scored} {' '.join(map(str, helpers))}"))
+    time.sleep(30)
