@@ -20,6 +20,7 @@ from core.schema import prepare
 from core.types import Candidate
 from tests.core import job_bodies as body
 from tests.core.helpers import churn_like, regression_table, table
+from tests.core.test_jobs import wait_for
 
 CANDIDATES = ("dummy", "linear", "hgb", "forest")  # under 1,000 rows the forest goes to the helpers too
 
@@ -148,11 +149,3 @@ def test_helpers_start_in_a_job_worker_and_die_with_it():
     finally:
         manager.shutdown()
 
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
