@@ -265,24 +265,37 @@ class _FoldRun:
     future: Any = None
 
 
+@dataclass(eq=False)
 class _Schedule:
     """``_score_all``'s loop: start folds while a process is free and the budget holds, take their
     results in the order they were started."""
 
-    def __init__(self, entries, data, summary, folds, time_budget, seed, on_event, stop, keep, reserve,
-                 stop_on_held_out, race, score_fold, pool) -> None:
-        self.entries, self.data, self.summary, self.folds = entries, data, summary, folds
-        self.time_budget, self.seed, self.on_event, self.stop, self.keep = time_budget, seed, on_event, stop, keep
-        self.reserve, self.stop_on_held_out, self.race, self.score_fold = reserve, stop_on_held_out, race, score_fold
-        self.pool, self.pool_broken = pool, False
-        self.started = time.perf_counter()
-        self.previous_fold_s = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
+    entries: list[Entry]
+    data: Prepared | ImageData
+    summary: DataSummary
+    folds: Folds
+    time_budget: float
+    seed: int
+    on_event: Callback
+    stop: StopFlag
+    keep: bool
+    reserve: Callable[[float], float]
+    stop_on_held_out: bool
+    race: bool
+    score_fold: Callable[..., tuple]
+    pool: FoldPool | None
+    pool_broken: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    previous_fold_s: float = 0.0  # a candidate costs at least what the cheaper one before it cost per fold
+    current: int = 0  # the entry whose fold starts next…
+    next_fold: int = 0  # …and which of its folds
+    running: list[_FoldRun] = field(default_factory=list)
+    ended: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
         # The no-skill guess costs nothing, and the first real candidate (the simplest, quick) always
         # runs: a contest must end with a model.
-        self.first = next((e for e in entries if get_family(e.family).role != "no_skill"), None)
-        self.current, self.next_fold = 0, 0  # the entry whose fold starts next, and which fold
-        self.running: list[_FoldRun] = []
-        self.ended: set[int] = set()
+        self.first = next((e for e in self.entries if get_family(e.family).role != "no_skill"), None)
 
     def run(self) -> None:
         width = self.pool.width if self.pool else 1
@@ -319,7 +332,8 @@ class _Schedule:
             if self.stop.is_set():
                 entry.skipped = "stopped by you"
                 continue
-            role = get_family(entry.family).role
+            family = get_family(entry.family)
+            role = family.role
             elapsed = time.perf_counter() - self.started
             per_fold = float(np.mean(entry.fit_s)) if entry.fit_s else self.previous_fold_s
             if entry is not self.first and role != "no_skill" and \
@@ -331,7 +345,7 @@ class _Schedule:
             left = None if role == "no_skill" else max(self.time_budget - elapsed - self.reserve(per_fold), 1.0)
             fold = _FoldRun(entry, self.next_fold + 1, train, valid, left)
             self.next_fold += 1
-            if self.pool is not None and not self.pool_broken and get_family(entry.family).folds_in_helpers(len(train)):
+            if self.pool is not None and not self.pool_broken and family.folds_in_helpers(len(train)):
                 try:
                     fold.future = self.pool.submit(_helper_fold, entry.candidate, self.data, train, valid, self.seed,
                                                    self.pool.stop_path, left, self.stop_on_held_out, self.keep)

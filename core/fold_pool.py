@@ -73,7 +73,7 @@ class FoldPool:
         return self._executor.submit(fn, *args)
 
     def stop(self) -> None:
-        (self._folder / STOP_FILE).touch()
+        Path(self.stop_path).touch()
 
     def close(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
